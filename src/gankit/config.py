@@ -1,0 +1,303 @@
+"""Recipes: YAML -> typed dataclasses, with --set overrides and errors before training starts.
+
+A recipe names its components (data set, generator, discriminator, objective, regularizers) by
+registry name plus options. `resolve` fills every default in, so the config saved with a run is
+complete: re-running it needs nothing but gankit.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from gankit.errors import ConfigError
+from gankit.registry import Registry, coerce
+
+PRESET_PACKAGE = "gankit.presets"
+
+
+@dataclass
+class OptimizerConfig:
+    """name auto takes the objective's paper optimizer (RMSprop for WGAN) or else Adam."""
+
+    name: Literal["auto", "adam", "rmsprop", "sgd"] = "auto"
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    generator: OptimizerConfig = field(default_factory=OptimizerConfig)
+    discriminator: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+
+@dataclass
+class ScheduleConfig:
+    steps: int = 2000  # generator steps
+    n_critic: int = 1  # discriminator steps per generator step
+    batch_size: int = 64
+
+
+@dataclass
+class EMAConfig:
+    """Exponential moving average of the generator's weights, used for sampling when enabled."""
+
+    enabled: bool = False
+    decay: float = 0.999
+    start: int = 0  # step at which averaging begins (before it, the EMA copies G)
+
+
+@dataclass
+class LoggingConfig:
+    every: int = 100  # steps between metrics.jsonl / TensorBoard scalars (host syncs only here)
+    sample_every: int = 500  # steps between sample grids
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    n_samples: int = 64  # images in each sample grid (points for 2D data: 2,500)
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    description: str = ""
+    source: str = ""  # the paper or recipe the settings come from
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    method: Literal["gan"] = "gan"
+    data: dict[str, Any] = field(default_factory=lambda: {"name": "digits"})
+    generator: dict[str, Any] = field(default_factory=lambda: {"name": "dcgan", "latent_dim": 64})
+    discriminator: dict[str, Any] = field(default_factory=lambda: {"name": "dcgan"})
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "non_saturating"})
+    regularizers: list[dict[str, Any]] = field(default_factory=list)
+    tricks: list[dict[str, Any]] = field(default_factory=list)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists so the YAML stays plain."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, naming any unknown key and listing the valid ones."""
+    label = where or "recipe"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping of keys, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            raise ConfigError(f"{path}: unknown key; valid keys here: {', '.join(sorted(fields))}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value, path)
+        else:
+            kwargs[key] = coerce(value, tp, path)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'schedule.steps=500' -> ('schedule.steps', 500); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set schedule.steps=500")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {text!r}: the key is empty")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
+    """Apply dotted-key overrides to a raw recipe mapping (list indices allowed: tricks.0.name)."""
+    raw = copy.deepcopy(raw)
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    for key, value in items:
+        parts = key.split(".")
+        node: Any = raw
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"--set {key}: {where} is not an index of a {len(node)}-item list"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+                if node is None:
+                    node = {}
+    return raw
+
+
+def preset_names() -> list[str]:
+    files = resources.files(PRESET_PACKAGE).iterdir()
+    return sorted(p.name[: -len(".yaml")] for p in files if p.name.endswith(".yaml"))
+
+
+def read_recipe(recipe: str | Path | None) -> dict[str, Any]:
+    """A YAML file path or a built-in preset name -> its raw mapping. None is the quickstart."""
+    recipe = "quickstart" if recipe is None else recipe
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"recipe file {str(path)!r} does not exist")
+        text = path.read_text()
+        origin = str(path)
+    elif str(recipe) in preset_names():
+        text = resources.files(PRESET_PACKAGE).joinpath(f"{recipe}.yaml").read_text()
+        origin = f"preset {recipe}"
+    else:
+        raise ConfigError(
+            f"{recipe!r} is neither a recipe file nor a preset; "
+            f"presets: {', '.join(preset_names())}"
+        )
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: a recipe must be a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def load_recipe(
+    recipe: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> RunConfig:
+    """Read a recipe (file or preset), apply overrides, check and resolve every default."""
+    raw = apply_overrides(read_recipe(recipe), overrides or [])
+    return resolve(from_dict(RunConfig, raw))
+
+
+def _component(section: dict[str, Any], registry: Registry, where: str, framework=()) -> dict:
+    if not isinstance(section, dict) or "name" not in section:
+        raise ConfigError(f"{where}.name: required; valid choices: {', '.join(registry.names())}")
+    name = section["name"]
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}.name: expected a string, got {name!r}")
+    options = {k: v for k, v in section.items() if k != "name"}
+    return {"name": name, **registry.check_options(name, options, where, framework)}
+
+
+def _check_range(value: float, low: float, where: str, what: str, strict: bool = False) -> None:
+    if value < low or (strict and value == low):
+        raise ConfigError(f"{where}: {what}, got {value}")
+
+
+def resolve(cfg: RunConfig) -> RunConfig:
+    """Check every component name and option, fill defaults, and check value ranges."""
+    from gankit.data import DATASETS
+    from gankit.models import DISCRIMINATORS, GENERATORS
+    from gankit.objectives import OBJECTIVES, build_objective
+    from gankit.regularizers import REGULARIZERS
+    from gankit.tricks import TRICKS
+
+    cfg = copy.deepcopy(cfg)
+    cfg.data = _component(cfg.data, DATASETS, "data", ("seed",))
+    gen = dict(cfg.generator)
+    latent_dim = gen.pop("latent_dim", 64)
+    latent_dist = gen.pop("latent_dist", "normal")
+    latent_dim = coerce(latent_dim, int, "generator.latent_dim")
+    _check_range(latent_dim, 1, "generator.latent_dim", "must be at least 1")
+    coerce(latent_dist, Literal["normal", "uniform"], "generator.latent_dist")
+    gen = _component(gen, GENERATORS, "generator", ("out_shape", "latent_dim"))
+    cfg.generator = {"name": gen.pop("name"), "latent_dim": latent_dim, "latent_dist": latent_dist}
+    cfg.generator.update(gen)
+    cfg.discriminator = _component(
+        cfg.discriminator, DISCRIMINATORS, "discriminator", ("in_shape",)
+    )
+    cfg.objective = _component(cfg.objective, OBJECTIVES, "objective")
+    objective = build_objective(cfg.objective)
+
+    regs = []
+    for i, reg in enumerate(cfg.regularizers):
+        where = f"regularizers[{i}]"
+        if not isinstance(reg, dict):
+            raise ConfigError(f"{where}: expected a mapping with a name, got {reg!r}")
+        reg = dict(reg)
+        weight, interval = reg.pop("weight", None), reg.pop("interval", 1)
+        full = _component(reg, REGULARIZERS, where, ("weight", "interval"))
+        if weight is None:
+            weight = REGULARIZERS.options(full["name"]).get("weight")
+        weight = coerce(weight, float, f"{where}.weight")
+        interval = coerce(interval, int, f"{where}.interval")
+        _check_range(interval, 1, f"{where}.interval", "must be at least 1")
+        regs.append({"name": full.pop("name"), "weight": weight, "interval": interval, **full})
+    cfg.regularizers = regs
+    cfg.tricks = [_component(t, TRICKS, f"tricks[{i}]") for i, t in enumerate(cfg.tricks)]
+
+    for player in ("generator", "discriminator"):
+        opt: OptimizerConfig = getattr(cfg.optim, player)
+        where = f"optim.{player}"
+        paper = objective.default_optimizer or {}
+        if opt.name == "auto":
+            opt.name = paper.get("name", "adam")
+        same = paper.get("name") == opt.name
+        if opt.lr is None:
+            opt.lr = (
+                float(paper["lr"])
+                if same
+                else {"adam": 2e-4, "rmsprop": 5e-5, "sgd": 1e-2}[opt.name]
+            )
+        if opt.betas is None and opt.name == "adam":
+            opt.betas = tuple(paper.get("betas", (0.5, 0.999))) if same else (0.5, 0.999)
+        _check_range(opt.lr, 0, f"{where}.lr", "the learning rate must be positive", strict=True)
+        _check_range(opt.weight_decay, 0, f"{where}.weight_decay", "must be >= 0")
+        if opt.betas is not None and not all(0 <= b < 1 for b in opt.betas):
+            raise ConfigError(f"{where}.betas: each beta must be in [0, 1), got {list(opt.betas)}")
+
+    s = cfg.schedule
+    _check_range(s.steps, 1, "schedule.steps", "must be at least 1")
+    _check_range(s.n_critic, 1, "schedule.n_critic", "must be at least 1")
+    _check_range(s.batch_size, 1, "schedule.batch_size", "must be at least 1")
+    if not 0 < cfg.ema.decay < 1:
+        raise ConfigError(f"ema.decay: must be in (0, 1), got {cfg.ema.decay}")
+    _check_range(cfg.ema.start, 0, "ema.start", "must be >= 0")
+    log = cfg.logging
+    for key in ("every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"):
+        _check_range(getattr(log, key), 1, f"logging.{key}", "must be at least 1")
+    if not (cfg.device in ("auto", "cpu", "cuda", "mps") or cfg.device.startswith("cuda:")):
+        raise ConfigError(f"device: expected auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
+    return cfg

@@ -1,0 +1,75 @@
+"""What every training method provides to the generic trainer."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gankit.config import OptimizerConfig, RunConfig
+from gankit.data.base import DataSource
+
+
+def build_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    params = list(params)
+    if cfg.name == "adam":
+        return torch.optim.Adam(
+            params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
+        )
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        )
+    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+
+
+class Noise:
+    """The generator's latent noise, from its own seeded generator (its state is checkpointed)."""
+
+    def __init__(self, dim: int, dist: str, seed: int, device: torch.device):
+        self.dim = dim
+        self.dist = dist
+        self.device = device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __call__(self, n: int) -> Tensor:
+        return sample_latent(n, self.dim, self.dist, self.device, self.generator)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def sample_latent(n, dim, dist, device, generator=None) -> Tensor:
+    if dist == "uniform":  # U(-1, 1)
+        return torch.rand(n, dim, device=device, generator=generator) * 2 - 1
+    return torch.randn(n, dim, device=device, generator=generator)
+
+
+class Method:
+    """Base class. Subclasses build their players in __init__ and implement train_step."""
+
+    generator: nn.Module  # the network to sample from
+
+    def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
+        self.cfg = cfg
+        self.data = data
+        self.device = device
+
+    def train_step(self, step: int) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Every network whose parameters and buffers belong in a checkpoint."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def extra_state(self) -> dict:
+        """Method state beyond networks and optimizers (noise streams, counters, pools)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass

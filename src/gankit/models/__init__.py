@@ -1,0 +1,45 @@
+"""Generators and discriminators by name.
+
+Generator builders take `out_shape` and `latent_dim` from the framework; discriminator builders
+take `in_shape`. Every discriminator exposes `features(x)` (its last hidden layer, for tricks
+such as feature matching) and `head(h)`; `forward(x) = head(features(x))` returns one raw score
+(a logit, or a critic value) per sample, shape (N,).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gankit.registry import Registry
+
+GENERATORS = Registry("generator")
+DISCRIMINATORS = Registry("discriminator")
+
+
+def build_generator(
+    options: dict, out_shape: tuple[int, ...], where: str = "generator"
+) -> nn.Module:
+    options = dict(options)
+    name = options.pop("name", None)
+    latent_dim = options.pop("latent_dim")
+    options.pop("latent_dist", None)
+    builder = GENERATORS.get(name, where=f"{where}.name")
+    resolved = GENERATORS.check_options(
+        name, options, where, framework_args=("out_shape", "latent_dim")
+    )
+    return builder(out_shape=tuple(out_shape), latent_dim=latent_dim, **resolved)
+
+
+def build_discriminator(
+    options: dict, in_shape: tuple[int, ...], where: str = "discriminator"
+) -> nn.Module:
+    options = dict(options)
+    name = options.pop("name", None)
+    builder = DISCRIMINATORS.get(name, where=f"{where}.name")
+    resolved = DISCRIMINATORS.check_options(name, options, where, framework_args=("in_shape",))
+    return builder(in_shape=tuple(in_shape), **resolved)
+
+
+from gankit.models import dcgan, mlp  # noqa: E402,F401
+
+__all__ = ["DISCRIMINATORS", "GENERATORS", "build_discriminator", "build_generator"]

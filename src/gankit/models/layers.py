@@ -1,0 +1,67 @@
+"""Small layers the models share."""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from gankit.errors import ConfigError
+
+
+class Maxout(nn.Module):
+    """Linear layer with `pieces` outputs per unit, keeping the largest (Goodfellow et al. 2013).
+
+    The published 2D mode-collapse protocols (VEEGAN, PacGAN) use maxout discriminators.
+    """
+
+    def __init__(self, in_features: int, out_features: int, pieces: int):
+        super().__init__()
+        self.out_features = out_features
+        self.pieces = pieces
+        self.linear = nn.Linear(in_features, out_features * pieces)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.linear(x).view(x.shape[0], self.out_features, self.pieces)
+        return y.amax(dim=-1)
+
+
+def activation(name: str, where: str = "activation") -> nn.Module:
+    table = {
+        "relu": lambda: nn.ReLU(),
+        "leaky_relu": lambda: nn.LeakyReLU(0.2),
+        "elu": lambda: nn.ELU(),
+        "tanh": lambda: nn.Tanh(),
+        "softplus": lambda: nn.Softplus(),
+        "silu": lambda: nn.SiLU(),
+    }
+    if name not in table:
+        raise ConfigError(
+            f"{where}: unknown activation {name!r}; valid: {', '.join(sorted(table))}"
+        )
+    return table[name]()
+
+
+def norm2d(kind: str, channels: int) -> nn.Module:
+    """batch: BatchNorm; layer: LayerNorm over (C, H, W) as GroupNorm(1, C); none: identity."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al. 2015: weights N(0, 0.02); normalization scales N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
