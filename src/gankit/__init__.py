@@ -1,3 +1,35 @@
-"""gankit: train, stabilize and evaluate Generative Adversarial Networks with PyTorch."""
+"""gankit: train, stabilize and evaluate Generative Adversarial Networks with PyTorch.
+
+import gankit
+run = gankit.train("ring8", {"schedule.steps": 500}, out="runs/ring8")
+points = run.sample(2500)
+"""
 
 __version__ = "0.1.0"
+
+from gankit.api import open_run, presets, resume, train  # noqa: E402
+from gankit.config import RunConfig, load_recipe  # noqa: E402
+from gankit.errors import (  # noqa: E402
+    CheckpointError,
+    ConfigError,
+    DataError,
+    GankitError,
+    TrainingError,
+)
+from gankit.run import Run  # noqa: E402
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "GankitError",
+    "Run",
+    "RunConfig",
+    "TrainingError",
+    "__version__",
+    "load_recipe",
+    "open_run",
+    "presets",
+    "resume",
+    "train",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -150,7 +151,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) 
             last = i == len(parts) - 1
             where = ".".join(parts[: i + 1])
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
+                if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
                     raise ConfigError(
                         f"--set {key}: {where} is not an index of a {len(node)}-item list"
                     )
@@ -164,9 +165,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) 
             if last:
                 node[part] = value
             else:
-                node = node.setdefault(part, {})
-                if node is None:
-                    node = {}
+                if node.get(part) is None:  # absent, or an empty section (`ema:` in YAML)
+                    node[part] = {}
+                node = node[part]
     return raw
 
 
@@ -179,11 +180,14 @@ def read_recipe(recipe: str | Path | None) -> dict[str, Any]:
     """A YAML file path or a built-in preset name -> its raw mapping. None is the quickstart."""
     recipe = "quickstart" if recipe is None else recipe
     path = Path(recipe)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"recipe file {str(path)!r} does not exist")
-        text = path.read_text()
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"recipe file {str(path)!r} is not readable UTF-8: {exc}") from None
         origin = str(path)
+    elif path.suffix in (".yaml", ".yml"):
+        raise ConfigError(f"recipe file {str(path)!r} does not exist")
     elif str(recipe) in preset_names():
         text = resources.files(PRESET_PACKAGE).joinpath(f"{recipe}.yaml").read_text()
         origin = f"preset {recipe}"
@@ -222,7 +226,7 @@ def _component(section: dict[str, Any], registry: Registry, where: str, framewor
 
 
 def _check_range(value: float, low: float, where: str, what: str, strict: bool = False) -> None:
-    if value < low or (strict and value == low):
+    if not math.isfinite(value) or value < low or (strict and value == low):
         raise ConfigError(f"{where}: {what}, got {value}")
 
 
@@ -263,6 +267,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
             weight = REGULARIZERS.options(full["name"]).get("weight")
         weight = coerce(weight, float, f"{where}.weight")
         interval = coerce(interval, int, f"{where}.interval")
+        _check_range(weight, 0, f"{where}.weight", "must be a number >= 0")
         _check_range(interval, 1, f"{where}.interval", "must be at least 1")
         regs.append({"name": full.pop("name"), "weight": weight, "interval": interval, **full})
     cfg.regularizers = regs
@@ -285,9 +290,12 @@ def resolve(cfg: RunConfig) -> RunConfig:
             opt.betas = tuple(paper.get("betas", (0.5, 0.999))) if same else (0.5, 0.999)
         _check_range(opt.lr, 0, f"{where}.lr", "the learning rate must be positive", strict=True)
         _check_range(opt.weight_decay, 0, f"{where}.weight_decay", "must be >= 0")
+        _check_range(opt.momentum, 0, f"{where}.momentum", "must be >= 0")
         if opt.betas is not None and not all(0 <= b < 1 for b in opt.betas):
             raise ConfigError(f"{where}.betas: each beta must be in [0, 1), got {list(opt.betas)}")
 
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed: must be in [0, 2**32), got {cfg.seed}")
     s = cfg.schedule
     _check_range(s.steps, 1, "schedule.steps", "must be at least 1")
     _check_range(s.n_critic, 1, "schedule.n_critic", "must be at least 1")

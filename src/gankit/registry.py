@@ -39,7 +39,8 @@ class Registry:
     def get(self, name: str, where: str = "name") -> Callable[..., Any]:
         if name not in self._builders:
             raise ConfigError(
-                f"{where}: unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}"
+                f"{where}: unknown {self.kind} {name!r}; "
+                f"valid choices: {', '.join(self.names()) or '(none yet)'}"
             )
         return self._builders[name]
 
@@ -70,7 +71,9 @@ class Registry:
             if key not in valid:
                 raise ConfigError(
                     f"{where}.{key}: unknown option for {self.kind} {name!r}; "
-                    f"valid options: {', '.join(sorted(valid)) or '(none)'}"
+                    f"valid options: {', '.join(sorted(valid)) or '(none)'}. "
+                    f"(Switching {where}.name with --set keeps the old options: replace the "
+                    f"whole section instead, e.g. --set '{where}={{name: {name}}}')"
                 )
             resolved[key] = coerce(value, hints.get(key, Any), f"{where}.{key}")
         for key, p in valid.items():
@@ -111,7 +114,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
                 continue
         raise ConfigError(f"{where}: expected {type_name(tp)}, got {value!r}")
     if origin is typing.Literal:
-        if value in args:
+        if any(value == a and type(value) is type(a) for a in args):
             return value
         raise ConfigError(
             f"{where}: expected one of {', '.join(repr(a) for a in args)}, got {value!r}"
@@ -148,7 +151,10 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ConfigError(f"{where}: {value} is too large for a number") from None
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

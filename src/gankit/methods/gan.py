@@ -1,4 +1,8 @@
-"""The classic alternating GAN step: n_critic discriminator steps, then one generator step."""
+"""The classic alternating GAN step: n_critic discriminator steps, then one generator step.
+
+The fake batch of the last discriminator step is generated with gradients on and reused for the
+generator step (as in PyTorch's DCGAN example): one generator forward pass per step saved.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +47,10 @@ class GANMethod(Method):
     def load_extra_state(self, state: dict) -> None:
         self.noise.load_state_dict(state["noise"])
 
-    def discriminator_step(self, step: int) -> dict[str, Tensor]:
-        G, D = self.generator, self.discriminator
+    def discriminator_step(self, step: int, fake: Tensor) -> dict[str, Tensor]:
+        D = self.discriminator
         real, _ = self.data.batch(self.batch_size)
-        with torch.no_grad():
-            fake = G(self.noise(self.batch_size))
+        fake = fake.detach()
         d_real, d_fake = D(real), D(fake)  # separate passes: BatchNorm sees each batch alone
         d_loss = self.objective.d_loss(d_real, d_fake)
         logs = {"d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
@@ -68,11 +71,11 @@ class GANMethod(Method):
         logs["d_loss"] = d_loss.detach()
         return logs
 
-    def generator_step(self) -> Tensor:
-        G, D = self.generator, self.discriminator
+    def generator_step(self, fake: Tensor) -> Tensor:
+        D = self.discriminator
         D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         try:
-            g_loss = self.objective.g_loss(D(G(self.noise(self.batch_size))))
+            g_loss = self.objective.g_loss(D(fake))
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
@@ -81,7 +84,13 @@ class GANMethod(Method):
         return g_loss.detach()
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        for _ in range(self.n_critic):
-            logs = self.discriminator_step(step)
-        logs["g_loss"] = self.generator_step()
+        G = self.generator
+        for i in range(self.n_critic):
+            if i < self.n_critic - 1:
+                with torch.no_grad():
+                    fake = G(self.noise(self.batch_size))
+            else:
+                fake = G(self.noise(self.batch_size))  # kept for the generator step
+            logs = self.discriminator_step(step, fake)
+        logs["g_loss"] = self.generator_step(fake)
         return logs

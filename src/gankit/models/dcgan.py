@@ -3,6 +3,8 @@
 The generator projects z to a 4x4 map (7x7 for 28 px), then doubles the resolution with
 stride-2 transposed convolutions (kernel 4) down to the image; the discriminator mirrors it with
 stride-2 convolutions and LeakyReLU(0.2), no normalization on its first layer.
+`extra_layers` adds 3x3 stride-1 conv blocks at the finest hidden resolution (the
+"n_extra_layers" of the WGAN reference DCGAN), which gives 8-16 px models enough depth.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def _levels(shape: tuple[int, ...], where: str) -> tuple[int, int, int]:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, out_shape, latent_dim, base_channels, norm):
+    def __init__(self, out_shape, latent_dim, base_channels, norm, extra_layers=0):
         super().__init__()
         self.out_shape = tuple(out_shape)
         self.latent_dim = latent_dim
@@ -54,6 +56,12 @@ class DCGANGenerator(nn.Module):
                 nn.ReLU(),
             ]
             width //= 2
+        for _ in range(extra_layers):
+            blocks += [
+                nn.Conv2d(width, width, 3, 1, 1, bias=norm == "none"),
+                norm2d(norm, width),
+                nn.ReLU(),
+            ]
         blocks += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*blocks)
 
@@ -62,12 +70,18 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, in_shape, base_channels, norm):
+    def __init__(self, in_shape, base_channels, norm, extra_layers=0):
         super().__init__()
         self.in_shape = tuple(in_shape)
         channels, start, stages = _levels(self.in_shape, "discriminator")
         layers: list[nn.Module] = [nn.Conv2d(channels, base_channels, 4, 2, 1), nn.LeakyReLU(0.2)]
         width = base_channels
+        for _ in range(extra_layers):
+            layers += [
+                nn.Conv2d(width, width, 3, 1, 1, bias=norm == "none"),
+                norm2d(norm, width),
+                nn.LeakyReLU(0.2),
+            ]
         for _ in range(stages - 1):
             layers += [
                 nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm == "none"),
@@ -95,12 +109,15 @@ def dcgan_generator(
     latent_dim: int,
     base_channels: int = 64,
     norm: Literal["batch", "none"] = "batch",
+    extra_layers: int = 0,
     init: Literal["dcgan", "default"] = "dcgan",
 ) -> DCGANGenerator:
     """base_channels is the width of the last hidden map; it doubles at each coarser level."""
     if base_channels < 1:
         raise ConfigError(f"generator.base_channels: must be at least 1, got {base_channels}")
-    g = DCGANGenerator(out_shape, latent_dim, base_channels, norm)
+    if extra_layers < 0:
+        raise ConfigError(f"generator.extra_layers: must be >= 0, got {extra_layers}")
+    g = DCGANGenerator(out_shape, latent_dim, base_channels, norm, extra_layers)
     if init == "dcgan":
         dcgan_init(g)
     return g
@@ -111,12 +128,15 @@ def dcgan_discriminator(
     in_shape: tuple[int, ...],
     base_channels: int = 64,
     norm: Literal["batch", "layer", "none"] = "batch",
+    extra_layers: int = 0,
     init: Literal["dcgan", "default"] = "dcgan",
 ) -> DCGANDiscriminator:
     """norm: batch (DCGAN), layer (use with gradient penalties, as WGAN-GP advises) or none."""
     if base_channels < 1:
         raise ConfigError(f"discriminator.base_channels: must be at least 1, got {base_channels}")
-    d = DCGANDiscriminator(in_shape, base_channels, norm)
+    if extra_layers < 0:
+        raise ConfigError(f"discriminator.extra_layers: must be >= 0, got {extra_layers}")
+    d = DCGANDiscriminator(in_shape, base_channels, norm, extra_layers)
     if init == "dcgan":
         dcgan_init(d)
     return d

@@ -1,0 +1,93 @@
+"""The Python API: everything the CLI does, as function calls.
+
+import gankit
+cfg = gankit.load_recipe("ring8", {"schedule.steps": 500})
+run = gankit.train(cfg, out="runs/ring8")
+points = run.sample(2500)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gankit.config import RunConfig, load_recipe, preset_names
+from gankit.errors import GankitError
+from gankit.run import Run
+from gankit.training.trainer import Trainer
+
+RESUME_OVERRIDABLE = ("schedule.steps", "logging.", "device")
+
+
+def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{cfg.name}-{stamp}"
+
+
+def prepare(
+    recipe: RunConfig | str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    out: str | Path | None = None,
+) -> Trainer:
+    """Build everything a run needs (data, networks, run folder) without training yet, so
+    every error in the recipe or the data shows up before the first step."""
+    if isinstance(recipe, RunConfig):
+        if overrides:
+            raise GankitError("pass overrides to load_recipe, not with a RunConfig")
+        cfg = recipe
+    else:
+        cfg = load_recipe(recipe, overrides)
+    return Trainer(cfg, Path(out) if out is not None else default_run_dir(cfg))
+
+
+def fit(trainer: Trainer) -> Run:
+    result = trainer.fit()
+    run = Run(trainer.run_dir)
+    run.result = result
+    return run
+
+
+def train(
+    recipe: RunConfig | str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    out: str | Path | None = None,
+) -> Run:
+    """Train a recipe (a RunConfig, a YAML path or a preset name; None is the quickstart) into
+    the folder `out` (default runs/NAME-TIMESTAMP) and return the finished Run."""
+    return fit(prepare(recipe, overrides, out))
+
+
+def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> Run:
+    """Continue a run from its newest complete checkpoint, with its own saved config.
+
+    Only schedule.steps (to train longer), logging.* and device may be overridden: anything
+    else would make it a different run.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise GankitError(f"{run_dir} is not a gankit run folder (no config.yaml)")
+    items = (
+        overrides.items()
+        if isinstance(overrides, dict)
+        else [tuple(o.split("=", 1)) if "=" in o else (o, None) for o in (overrides or [])]
+    )
+    for key, _ in items:
+        if not key.startswith(RESUME_OVERRIDABLE):
+            raise GankitError(
+                f"--set {key}: a resumed run keeps its recipe; only schedule.steps, logging.* "
+                "and device can change. Start a new run to change anything else."
+            )
+    cfg = load_recipe(run_dir / "config.yaml", overrides)
+    trainer = Trainer(cfg, run_dir, resume=True)
+    if overrides:
+        (run_dir / "config.yaml").write_text(cfg.to_yaml())
+    return fit(trainer)
+
+
+def presets() -> list[str]:
+    return preset_names()
+
+
+def open_run(path: str | Path) -> Run:
+    return Run(path)

@@ -1,0 +1,142 @@
+"""The `gankit` command line: train, sample, presets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gankit import __version__
+from gankit.errors import GankitError
+
+
+def _overrides(groups: list[list[str]] | None) -> list[str]:
+    return [item for group in groups or [] for item in group]
+
+
+def _print_run(run, result: dict) -> None:
+    status = result["status"]
+    last = result.get("last") or {}
+    print()
+    if status == "interrupted":
+        print(f"Interrupted at step {result['step']}; saved a checkpoint.")
+        print(f"  continue:    gankit train --resume {run.path}")
+    else:
+        print(f"Finished {result['step']} steps.")
+    if last:
+        print(
+            f"  last losses: d_loss {last.get('d_loss', float('nan')):.4f}, "
+            f"g_loss {last.get('g_loss', float('nan')):.4f}"
+        )
+    samples = run.samples()
+    if samples:
+        print(f"  samples:     {samples[-1]}")
+    print(f"  metrics:     {run.path / 'metrics.jsonl'}")
+    if (run.path / "tensorboard").is_dir():
+        print(f"  tensorboard: tensorboard --logdir {run.path / 'tensorboard'}")
+    checkpoints = run.checkpoints()
+    if checkpoints:
+        print(f"  checkpoint:  {checkpoints[-1]}")
+    print(f"  config:      {run.path / 'config.yaml'}")
+    print(f"  sample more: gankit sample {run.path} --n 64 --out grid.png")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import gankit
+
+    overrides = _overrides(args.set)
+    if args.resume:
+        if args.recipe is not None or args.out is not None:
+            raise GankitError(
+                "--resume continues a run with its own recipe and folder; "
+                "drop the RECIPE and --out arguments"
+            )
+        run = gankit.resume(args.resume, overrides)
+    else:
+        from gankit.api import fit, prepare
+
+        trainer = prepare(args.recipe, overrides, args.out)
+        cfg = trainer.cfg
+        print(
+            f"gankit {__version__}: training {cfg.name!r} ({trainer.data.describe()}) for "
+            f"{cfg.schedule.steps} steps on {trainer.device} -> {trainer.run_dir}"
+        )
+        run = fit(trainer)
+    _print_run(run, run.result)
+    return 130 if run.result["status"] == "interrupted" else 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import gankit
+
+    run = gankit.open_run(args.run_dir)
+    ema = False if args.no_ema else None
+    path = run.save_samples(args.out, n=args.n, seed=args.seed, ema=ema)
+    print(f"wrote {args.n} samples to {path}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from gankit.config import load_recipe, preset_names, read_recipe
+
+    for name in preset_names():
+        raw = read_recipe(name)
+        print(f"{name:24s} {raw.get('description', '')}")
+        if args.verbose:
+            print("  " + load_recipe(name).to_yaml().replace("\n", "\n  ")) if "path" not in str(
+                raw.get("data", {})
+            ) else print("  (needs data.path)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gankit", description="Train, stabilize and evaluate GANs."
+    )
+    parser.add_argument("--version", action="version", version=f"gankit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a recipe (default: the quickstart preset)")
+    p.add_argument("recipe", nargs="?", help="a recipe YAML file or a preset name (gankit presets)")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override recipe values, e.g. --set schedule.steps=500 seed=1",
+    )
+    p.add_argument("--out", help="run folder (default: runs/NAME-TIMESTAMP)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run's generator")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", default="samples.png", help=".png picture or .npy raw values")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent noise")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("presets", help="list the built-in recipes")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each resolved recipe")
+    p.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `gankit train`-less call: show help
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except GankitError as exc:
+        print(f"gankit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

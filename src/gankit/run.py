@@ -1,0 +1,116 @@
+"""Open a finished (or running) run and sample from its generator, from Python or the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gankit.config import RunConfig, load_recipe
+from gankit.errors import CheckpointError, GankitError
+from gankit.methods.base import sample_latent
+from gankit.models import build_generator
+from gankit.training.checkpoint import list_checkpoints, load_checkpoint, load_module_state
+from gankit.training.outputs import read_metrics, save_samples
+
+
+class Run:
+    """A run folder: its resolved config, metrics, checkpoints and generator."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "config.yaml").is_file():
+            raise GankitError(
+                f"{self.path} is not a gankit run folder (no config.yaml); "
+                "point to the folder `gankit train` printed"
+            )
+        self.config: RunConfig = load_recipe(self.path / "config.yaml")
+        info = self.path / "run.json"
+        self.info: dict = json.loads(info.read_text()) if info.is_file() else {}
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, status={self.status!r}, step={self.info.get('step')})"
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "unknown")
+
+    def checkpoints(self) -> list[Path]:
+        return list_checkpoints(self.path / "checkpoints")
+
+    def metrics(self) -> list[dict]:
+        """Every line of metrics.jsonl (one per logging step)."""
+        return read_metrics(self.path)
+
+    def samples(self) -> list[Path]:
+        return sorted((self.path / "samples").glob("step_*.png"))
+
+    def generator(
+        self,
+        ema: bool | None = None,
+        checkpoint: str | Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> nn.Module:
+        """The generator of the newest checkpoint, in eval mode; the EMA copy when the run kept
+        one (ema=None), unless ema=False."""
+        found = self.checkpoints()
+        path = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
+        if path is None:
+            raise CheckpointError(f"{self.path} has no checkpoint yet; train it first")
+        state, meta = load_checkpoint(path)
+        modules = state["modules"]
+        if ema is None:
+            ema = "generator_ema" in modules
+        key = "generator_ema" if ema else "generator"
+        if key not in modules:
+            raise CheckpointError(f"{path} has no EMA generator: the run was trained without ema")
+        G = build_generator(self.config.generator, tuple(meta["data_shape"]))
+        load_module_state(G, modules[key], key, path)
+        return G.to(device).eval()
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int = 64,
+        seed: int = 0,
+        ema: bool | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Tensor:
+        """n samples (images in [-1, 1], NCHW; or points) with the noise drawn from `seed`."""
+        if n < 1:
+            raise GankitError(f"n: the number of samples must be at least 1, got {n}")
+        G = self.generator(ema=ema, device=device)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        g_cfg = self.config.generator
+        out = []
+        for start in range(0, n, 1024):
+            z = sample_latent(
+                min(1024, n - start),
+                g_cfg["latent_dim"],
+                g_cfg["latent_dist"],
+                torch.device(device),
+                gen,
+            )
+            out.append(G(z).cpu())
+        return torch.cat(out)
+
+    def save_samples(
+        self, out: str | Path, n: int = 64, seed: int = 0, ema: bool | None = None
+    ) -> Path:
+        """Write samples to a .png (grid or scatter plot) or .npy (raw values) file."""
+        out = Path(out)
+        if out.suffix not in (".png", ".npy"):
+            raise GankitError(f"--out {out}: use a .png (picture) or .npy (raw samples) file name")
+        samples = self.sample(n, seed=seed, ema=ema)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".npy":
+            np.save(out, samples.numpy())
+            return out
+        return save_samples(samples, out)
+
+
+def open_run(path: str | Path) -> Run:
+    return Run(path)
