@@ -14,6 +14,7 @@ the end of each timed run, all counted.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -115,6 +116,19 @@ def time_plain(cfg) -> float:
     return time.perf_counter() - start
 
 
+def machine() -> str:
+    """CPU model and core count (from /proc/cpuinfo where there is one)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -140,10 +154,10 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     lines += [f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {100 * r[4]:+.1f}% |" for r in rows]
-    cpu = platform.processor() or platform.machine()
     footer = (
-        f"\nMachine: {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-        f"Python {platform.python_version()}. Median of {args.repeats} alternating runs.\n"
+        f"\nMachine: {machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, Python {platform.python_version()}. "
+        f"Median of {args.repeats} alternating runs.\n"
         f"Command: `python benchmarks/bench_trainer.py --repeats {args.repeats}`\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from gankit.errors import ConfigError
 # The built-in presets (src/gankit/presets/*.yaml) and what each one says, by hand:
 # name -> (data name, objective, steps, batch size, n_critic, G lr, G betas)
 PRESETS = {
-    "quickstart": ("digits", "non_saturating", 3000, 64, 1, 2e-4, (0.5, 0.999)),
+    "quickstart": ("digits", "non_saturating", 6000, 64, 1, 2e-4, (0.5, 0.999)),
     "ring8": ("toy2d", "non_saturating", 5000, 100, 1, 1e-4, (0.5, 0.999)),
     "grid25": ("toy2d", "non_saturating", 5000, 100, 1, 1e-4, (0.5, 0.999)),
     "ring8-wgan-gp": ("toy2d", "wgan_gp", 5000, 100, 5, 1e-4, (0.0, 0.9)),
