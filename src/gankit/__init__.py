@@ -7,7 +7,7 @@ points = run.sample(2500)
 
 __version__ = "0.1.0"
 
-from gankit.api import open_run, presets, resume, train  # noqa: E402
+from gankit.api import evaluate, open_run, presets, resume, train  # noqa: E402
 from gankit.config import RunConfig, load_recipe  # noqa: E402
 from gankit.errors import (  # noqa: E402
     CheckpointError,
@@ -27,6 +27,7 @@ __all__ = [
     "RunConfig",
     "TrainingError",
     "__version__",
+    "evaluate",
     "load_recipe",
     "open_run",
     "presets",

@@ -85,6 +85,13 @@ def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = N
     return fit(trainer)
 
 
+def evaluate(run_dir: str | Path, **options: Any) -> dict:
+    """Score a run (see gankit.metrics.evaluate.evaluate for the options) and write eval.json."""
+    from gankit.metrics.evaluate import evaluate as _evaluate
+
+    return _evaluate(run_dir, **options)
+
+
 def presets() -> list[str]:
     return preset_names()
 

@@ -1,4 +1,4 @@
-"""The `gankit` command line: train, sample, presets."""
+"""The `gankit` command line: train, sample, eval, classifier, presets."""
 
 from __future__ import annotations
 
@@ -75,6 +75,76 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metric_list(text: str | None) -> list[str] | None:
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from gankit.metrics.evaluate import evaluate
+
+    result = evaluate(
+        args.run_dir,
+        metrics=_metric_list(args.metrics),
+        n_fake=args.n_fake,
+        ref_split=args.ref,
+        extractor=args.extractor,
+        seed=args.seed,
+        ema=False if args.no_ema else None,
+        checkpoint=args.checkpoint,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    protocol = result["protocol"]
+    print(
+        f"{result['run']} @ {result['checkpoint']} ({result['generator']} generator), "
+        f"n_fake={protocol['n_fake']}, n_real={protocol['n_real']}"
+    )
+    if "extractor" in protocol:
+        sha = protocol["weights_sha256"] or "none"
+        print(
+            f"features: {protocol['extractor']} (sha256 {sha[:16]}), "
+            f"reference split: {protocol['reference']['split']}"
+        )
+    for key, value in result["metrics"].items():
+        print(f"  {key:20s} {value:.6g}" if isinstance(value, float) else f"  {key:20s} {value}")
+    print(f"wrote {args.run_dir}/eval.json ({result['seconds']} s)")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_classifier_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from gankit.metrics.classifier import save_classifier, train_classifier
+
+    shortcuts = {
+        "digits": {"name": "digits"},
+        "fashion-mnist": {"name": "idx", "path": "/usr/share/datasets/fashion-mnist"},
+    }
+    data = shortcuts.get(args.data)
+    if data is None:
+        try:
+            data = yaml.safe_load(args.data)
+        except yaml.YAMLError:
+            data = None
+        if not isinstance(data, dict) or "name" not in data:
+            raise GankitError(
+                f"--data {args.data!r}: give 'digits', 'fashion-mnist' or a YAML mapping such "
+                "as '{name: idx, path: /data/mnist}'"
+            )
+    model, report = train_classifier(data, epochs=args.epochs, seed=args.seed)
+    save_classifier(model, args.out, report)
+    print(
+        f"test accuracy {report['test_accuracy']:.4f} on {report['n_test']} images; "
+        f"wrote {args.out}"
+    )
+    print(f"use it: gankit eval RUN_DIR --extractor {args.out}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from gankit.config import load_recipe, preset_names, read_recipe
 
@@ -115,6 +185,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the latent noise")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="score a run: FID, KID, IS, precision/recall, modes, ...")
+    p.add_argument("run_dir")
+    p.add_argument(
+        "--metrics",
+        help="comma-separated: fid,kid,is,pr,dc,swd,stacked (images) "
+        "or modes,w1 (2D points); default: all that apply",
+    )
+    p.add_argument("--n-fake", type=int, help="generated samples (default 10,000; 2,500 for 2D)")
+    p.add_argument("--ref", default="test", help="reference split (default test)")
+    p.add_argument(
+        "--extractor",
+        default="auto",
+        help="auto, inception, digits, fashion-mnist or a classifier .safetensors",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", help="a checkpoint folder (default: the newest)")
+    p.add_argument("--no-ema", action="store_true", help="score the raw generator, not its EMA")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="also print eval.json")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("classifier", help="train a classifier to use as a metric's features")
+    csub = p.add_subparsers(dest="classifier_command", metavar="COMMAND", required=True)
+    c = csub.add_parser("train", help="train on a labeled data set and save it")
+    c.add_argument(
+        "--data",
+        required=True,
+        help="digits, fashion-mnist, or a YAML data spec '{name: idx, path: ...}'",
+    )
+    c.add_argument("--out", required=True, help="output .safetensors file")
+    c.add_argument("--epochs", type=int, default=10)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_classifier_train)
 
     p = sub.add_parser("presets", help="list the built-in recipes")
     p.add_argument("-v", "--verbose", action="store_true", help="print each resolved recipe")

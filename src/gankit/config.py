@@ -69,6 +69,20 @@ class LoggingConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation during training: every `every` steps (0: off) the metrics are logged to
+    metrics.jsonl/TensorBoard, and with `best` set (a score such as fid) the best checkpoint is
+    kept in RUN_DIR/best."""
+
+    every: int = 0
+    metrics: list[str] = field(default_factory=list)  # empty: every metric that fits the data
+    n_fake: int = 0  # 0: 2,500 for 2D data, 2,000 for images
+    extractor: str = "auto"
+    ref_split: str = "test"
+    best: str = ""
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     description: str = ""
@@ -86,6 +100,7 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -306,6 +321,32 @@ def resolve(cfg: RunConfig) -> RunConfig:
     log = cfg.logging
     for key in ("every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"):
         _check_range(getattr(log, key), 1, f"logging.{key}", "must be at least 1")
+    _resolve_eval(cfg)
     if not (cfg.device in ("auto", "cpu", "cuda", "mps") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"device: expected auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
     return cfg
+
+
+def _resolve_eval(cfg: RunConfig) -> None:
+    from gankit.metrics.evaluate import (
+        HIGHER_IS_BETTER,
+        LOWER_IS_BETTER,
+        check_metrics,
+        default_metrics,
+    )
+
+    ev = cfg.eval
+    _check_range(ev.every, 0, "eval.every", "must be >= 0 (0 turns evaluation off)")
+    _check_range(ev.n_fake, 0, "eval.n_fake", "must be >= 0 (0: the default count)")
+    try:
+        check_metrics(ev.metrics, cfg.data)
+    except ConfigError as exc:
+        raise ConfigError(f"eval.metrics: {exc}") from None
+    if ev.best:
+        scores = sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER)
+        if ev.best not in scores:
+            raise ConfigError(f"eval.best: unknown score {ev.best!r}; valid: {', '.join(scores)}")
+        if not ev.every:
+            raise ConfigError("eval.best: needs eval.every > 0 to evaluate during training")
+    if not ev.metrics and ev.every:
+        ev.metrics = default_metrics(cfg.data)

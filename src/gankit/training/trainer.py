@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from gankit import __version__
 from gankit.config import RunConfig
 from gankit.data import build_dataset
-from gankit.errors import CheckpointError, ConfigError, GankitError, TrainingError
+from gankit.errors import CheckpointError, ConfigError, TrainingError
 from gankit.methods import METHODS
 from gankit.methods.base import sample_latent
 from gankit.training.checkpoint import (
@@ -89,6 +89,7 @@ class Trainer:
             EMA(self.method.generator, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
         )
         self.step = 0
+        self.best: float | None = None  # best eval score so far (eval.best)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
         if resume:
@@ -174,6 +175,7 @@ class Trainer:
             "method": self.method.extra_state(),
             "data": self.data.state_dict(),
             "rng": rng_state(),
+            "trainer": {"best": self.best},
         }
 
     def save(self) -> Path:
@@ -210,6 +212,7 @@ class Trainer:
         self.method.load_extra_state(state["method"])
         self.data.load_state_dict(state["data"])
         set_rng_state(state["rng"])
+        self.best = state.get("trainer", {}).get("best")
         self.step = int(meta["step"])
 
     # -- the loop ---------------------------------------------------------------------------
@@ -272,6 +275,9 @@ class Trainer:
                         bar.set_postfix({k: f"{last_values[k]:.3f}" for k in ("d_loss", "g_loss")})
                     if self.step % log_cfg.sample_every == 0 or self.step == total:
                         self.write_samples(log)
+                    ev = cfg.eval
+                    if ev.every and (self.step % ev.every == 0 or self.step == total):
+                        self.evaluate(log)
                     if self.step % log_cfg.checkpoint_every == 0 or self.step == total:
                         self.save()
                     if stop.requested:
@@ -288,6 +294,42 @@ class Trainer:
             log.close()
         self._write_run_info(status)
         return {"status": status, "step": self.step, "last": last_values}
+
+    def evaluate(self, log: MetricsLog) -> dict:
+        """Score the sampling generator; keep RUN_DIR/best when `eval.best` improved."""
+        from gankit.metrics.evaluate import LOWER_IS_BETTER, compute_metrics
+
+        ev, g_cfg = self.cfg.eval, self.cfg.generator
+        n_fake = ev.n_fake or (N_POINTS_2D if self._is_2d else 2000)
+        result = compute_metrics(
+            self.sample_generator(),
+            (g_cfg["latent_dim"], g_cfg["latent_dist"]),
+            self.cfg.data,
+            ev.metrics,
+            n_fake,
+            ev.ref_split,
+            ev.extractor,
+            seed=self.cfg.seed,
+            device=self.device,
+            progress=False,
+        )
+        scores = {f"eval/{k}": float(v) for k, v in result["metrics"].items()}
+        log.scalars(self.step, scores)
+        if ev.best:
+            value = result["metrics"][ev.best]
+            lower = ev.best in LOWER_IS_BETTER
+            if self.best is None or (value < self.best if lower else value > self.best):
+                self.best = float(value)
+                meta = {
+                    "name": self.cfg.name,
+                    "method": self.cfg.method,
+                    "data_shape": list(self.data.shape),
+                    "best": {ev.best: self.best},
+                    "eval": result,
+                }
+                save_checkpoint(self.run_dir / "best", self.step, self.state_dict(), meta)
+                prune_checkpoints(self.run_dir / "best", keep=1)
+        return result
 
     def _log(self, log, sums, counts, seconds, steps) -> dict[str, float]:
         keys = list(sums)
@@ -308,11 +350,3 @@ class Trainer:
         values["samples_per_sec"] = values["steps_per_sec"] * self.cfg.schedule.batch_size
         log.scalars(self.step, values)
         return values
-
-
-def train(cfg: RunConfig, run_dir: Path, resume: bool = False) -> dict:
-    try:
-        trainer = Trainer(cfg, run_dir, resume=resume)
-    except GankitError:
-        raise
-    return trainer.fit()

@@ -1,0 +1,1 @@
+"""Metrics that tell whether a GAN (or a trick) helped, each with a pinned protocol."""

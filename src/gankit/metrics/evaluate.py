@@ -1,0 +1,377 @@
+"""Score a generator against reference data with a pinned, self-describing protocol.
+
+Which metrics make sense depends on the data: mode coverage and exact Wasserstein-1 for the 2D
+mixtures; FID, KID, the classifier score (Inception Score with the extractor's classifier),
+precision/recall and density/coverage for images; the 1,000-mode count for stacked digits.
+Every result carries what produced it: sample counts, reference data and split, extractor name
+and the sha256 of its weights, seed, gankit version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gankit import __version__
+from gankit.data import DATASETS, build_dataset
+from gankit.errors import ConfigError, GankitError
+from gankit.metrics.features import FeatureExtractor, extract
+
+IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "swd", "stacked")
+POINT_METRICS = ("modes", "w1")
+ALL_METRICS = IMAGE_METRICS + POINT_METRICS
+# Scalar names, and which way is better (for keeping the best checkpoint).
+LOWER_IS_BETTER = {"fid", "kid", "swd", "w1", "reverse_kl", "stacked_reverse_kl"}
+HIGHER_IS_BETTER = {
+    "is", "precision", "recall", "density", "coverage", "modes_captured", "high_quality",
+    "stacked_modes",
+}  # fmt: skip
+N_POINTS_2D = 2500  # PacGAN's protocol
+
+
+def default_metrics(data_cfg: dict) -> list[str]:
+    name = data_cfg["name"]
+    if name == "toy2d":
+        return ["w1"] if data_cfg.get("mode") == "spiral" else ["modes", "w1"]
+    if name == "stacked":
+        return ["stacked", "fid", "kid"]
+    return ["fid", "kid", "is", "pr", "dc"]
+
+
+def default_n_fake(data_cfg: dict) -> int:
+    return N_POINTS_2D if data_cfg["name"] == "toy2d" else 10_000
+
+
+def check_metrics(metrics: list[str], data_cfg: dict) -> list[str]:
+    points = data_cfg["name"] == "toy2d"
+    valid = POINT_METRICS if points else IMAGE_METRICS
+    for m in metrics:
+        if m not in valid:
+            kind = "2D point" if points else "image"
+            raise ConfigError(
+                f"metric {m!r} does not apply to {kind} data {data_cfg['name']!r}; "
+                f"valid here: {', '.join(valid)}"
+            )
+    if "modes" in metrics and data_cfg.get("mode") == "spiral":
+        raise ConfigError("metric 'modes': the spiral has no discrete modes; use w1")
+    return list(metrics)
+
+
+def reference_options(data_cfg: dict, split: str) -> tuple[dict, str]:
+    """The data options for the reference set, and the split actually used."""
+    options = {k: v for k, v in data_cfg.items()}
+    has_split = "split" in DATASETS.options(options["name"], ("seed",))
+    if has_split:
+        options["split"] = split
+        return options, split
+    return options, "train (this data set has no other split)"
+
+
+def auto_extractor(data_cfg: dict) -> str:
+    name = data_cfg["name"]
+    if name == "digits" or (name == "stacked" and data_cfg.get("source") == "digits"):
+        return "digits"
+    if name == "idx" and "fashion" in str(data_cfg.get("path", "")).lower():
+        return "fashion-mnist"
+    return "inception"
+
+
+def load_extractor(name: str, data_cfg: dict) -> FeatureExtractor:
+    """'auto', 'inception' (the standard FID InceptionV3), 'digits', 'fashion-mnist' (gankit's
+    shipped classifiers) or a path to a classifier made by `gankit classifier train`."""
+    if name == "auto":
+        name = auto_extractor(data_cfg)
+    if name == "inception":
+        from gankit.metrics.inception import load_fid_inception
+
+        return load_fid_inception()
+    from gankit.metrics.classifier import load_classifier
+
+    return load_classifier(name)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("GANKIT_CACHE") or Path.home() / ".cache" / "gankit"
+    return Path(root) / "reference-features"
+
+
+def reference_features(
+    data_options: dict,
+    extractor: FeatureExtractor,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+    use_cache: bool = True,
+) -> tuple[Tensor, Tensor | None, int]:
+    """Features and logits of the whole reference set, cached on disk keyed by the data
+    options and the extractor's weights, so repeated evaluations skip this pass."""
+    key = json.dumps(
+        {"data": data_options, "extractor": extractor.name, "sha256": extractor.weights_sha256},
+        sort_keys=True,
+    )
+    path = cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    if use_cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                logits = torch.from_numpy(f["logits"]).double() if "logits" in f else None
+                return torch.from_numpy(f["features"]).double(), logits, int(f["n"])
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache file is recomputed and replaced
+    data = build_dataset(data_options, seed=0)
+    images = data.x
+    feats, logits = extract(
+        extractor,
+        images,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+        desc="reference features",
+    )
+    if use_cache and extractor.weights_sha256 is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"features": feats.float().numpy(), "n": np.array(len(images))}
+        if logits is not None:
+            arrays["logits"] = logits.float().numpy()
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        feats = feats.float().double()  # identical to what a cache hit returns
+        logits = None if logits is None else logits.float().double()
+    return feats, logits, len(images)
+
+
+def score_points(fake: Tensor, data_cfg: dict, metrics: list[str], seed: int) -> tuple[dict, dict]:
+    from gankit.metrics.modes import mixture_modes
+    from gankit.metrics.wasserstein import wasserstein1
+
+    data = build_dataset(data_cfg, seed=seed)
+    real = data.reference(len(fake)).double()
+    scores: dict = {}
+    if "modes" in metrics:
+        m = mixture_modes(fake.double(), data.means.double(), data.std)
+        scores.update(
+            modes_captured=m["modes_captured"],
+            n_modes=m["n_modes"],
+            high_quality=m["high_quality_fraction"],
+            reverse_kl=m["reverse_kl"],
+        )
+    if "w1" in metrics:
+        scores["w1"] = wasserstein1(fake.double().numpy(), real.numpy())
+    protocol = {
+        "n_real": len(real),
+        "reference": {"data": data_cfg, "split": "fresh samples (seeded)"},
+        "modes_rule": "nearest mode; high quality if Mahalanobis distance < 3 (PacGAN)",
+    }
+    return scores, protocol
+
+
+def score_images(
+    sample: Callable[[int], Tensor],
+    data_cfg: dict,
+    metrics: list[str],
+    n_fake: int,
+    ref_split: str,
+    extractor: FeatureExtractor,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+) -> tuple[dict, dict]:
+    from gankit.metrics.fid import FeatureStats, fid
+    from gankit.metrics.inception_score import inception_score
+    from gankit.metrics.kid import kid
+    from gankit.metrics.prdc import density_coverage, precision_recall
+
+    ref_options, split_used = reference_options(data_cfg, ref_split)
+    real_f, _, n_real = reference_features(ref_options, extractor, batch_size, device, progress)
+    keep_images = "swd" in metrics or "stacked" in metrics
+    fake_images = None
+    if keep_images:
+        parts, done = [], 0
+        while done < n_fake:
+            parts.append(sample(min(batch_size, n_fake - done)).cpu())
+            done += len(parts[-1])
+        fake_images = torch.cat(parts)
+        fake_f, fake_logits = extract(
+            extractor,
+            fake_images,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+            desc="sample features",
+        )
+    else:
+        fake_f, fake_logits = extract(
+            extractor,
+            sample,
+            n=n_fake,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+            desc="sample features",
+        )
+    scores: dict = {}
+    if "fid" in metrics:
+        scores["fid"] = fid(FeatureStats.from_features(real_f), FeatureStats.from_features(fake_f))
+    if "kid" in metrics:
+        k = kid(real_f.numpy(), fake_f.numpy(), seed=seed)
+        scores.update(kid=k["mean"], kid_std=k["std"], kid_subset_size=k["subset_size"])
+    if "is" in metrics:
+        if fake_logits is None:
+            raise ConfigError(f"metric 'is': extractor {extractor.name} has no classifier head")
+        s = inception_score(fake_logits, splits=10)
+        scores.update({"is": s["mean"], "is_std": s["std"]})
+    if "pr" in metrics:
+        scores.update(precision_recall(real_f, fake_f, k=3))
+    if "dc" in metrics:
+        scores.update(density_coverage(real_f, fake_f, k=5))
+    if "swd" in metrics:
+        from gankit.metrics.wasserstein import sliced_wasserstein
+
+        real_images = build_dataset(ref_options, seed=0).x
+        scores["swd"] = sliced_wasserstein(
+            fake_images.flatten(1).double().numpy(),
+            real_images.flatten(1).double().numpy(),
+            seed=seed,
+        )
+    if "stacked" in metrics:
+        from gankit.metrics.classifier import stacked_digit_predictions
+        from gankit.metrics.stacked import stacked_mode_histogram
+
+        preds = stacked_digit_predictions(extractor.to(device), fake_images.to(device))
+        h = stacked_mode_histogram(preds.cpu().numpy())
+        scores.update(stacked_modes=h["modes_hit"], stacked_reverse_kl=h["reverse_kl"])
+    protocol = {
+        "n_real": n_real,
+        "reference": {"data": ref_options, "split": split_used},
+        **extractor.protocol(),
+        "kid": "unbiased MMD^2, cubic polynomial kernel, 100 subsets",
+        "is": "10 splits, p(y) per split",
+        "pr_k": 3,
+        "dc_k": 5,
+    }
+    return scores, protocol
+
+
+def compute_metrics(
+    generator: torch.nn.Module,
+    latent: tuple[int, str],
+    data_cfg: dict,
+    metrics: list[str] | None = None,
+    n_fake: int | None = None,
+    ref_split: str = "test",
+    extractor: str | FeatureExtractor = "auto",
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Scores of `generator` (a module mapping latent noise to samples) and their protocol.
+
+    The noise comes from its own generator seeded with `seed`: evaluation never touches the
+    training run's random streams.
+    """
+    from gankit.methods.base import sample_latent
+
+    device = torch.device(device)
+    metrics = check_metrics(metrics or default_metrics(data_cfg), data_cfg)
+    n_fake = n_fake or default_n_fake(data_cfg)
+    if n_fake < 2:
+        raise ConfigError(f"n_fake: needs at least 2 samples, got {n_fake}")
+    noise = torch.Generator(device=device).manual_seed(seed)
+    was_training = generator.training
+    generator.eval()
+
+    @torch.no_grad()
+    def sample(n: int) -> Tensor:
+        return generator(sample_latent(n, latent[0], latent[1], device, noise)).float()
+
+    start = time.perf_counter()
+    try:
+        if data_cfg["name"] == "toy2d":
+            scores, protocol = score_points(sample(n_fake).cpu(), data_cfg, metrics, seed)
+        else:
+            if isinstance(extractor, str):
+                extractor = load_extractor(extractor, data_cfg)
+            scores, protocol = score_images(
+                sample,
+                data_cfg,
+                metrics,
+                n_fake,
+                ref_split,
+                extractor,
+                seed,
+                batch_size,
+                device,
+                progress,
+            )
+    finally:
+        generator.train(was_training)
+    return {
+        "metrics": scores,
+        "protocol": {
+            "metrics": metrics,
+            "n_fake": n_fake,
+            **protocol,
+            "seed": seed,
+            "gankit_version": __version__,
+        },
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def evaluate(
+    run_dir: str | Path,
+    metrics: list[str] | None = None,
+    n_fake: int | None = None,
+    ref_split: str = "test",
+    extractor: str = "auto",
+    seed: int = 0,
+    ema: bool | None = None,
+    checkpoint: str | Path | None = None,
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = True,
+    write: bool = True,
+) -> dict:
+    """Evaluate a run's newest checkpoint (or `checkpoint`) and write RUN_DIR/eval.json."""
+    from gankit.run import Run
+
+    run = Run(run_dir)
+    found = run.checkpoints()
+    ckpt = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
+    if ckpt is None:
+        raise GankitError(f"{run.path} has no checkpoint to evaluate; train it first")
+    G = run.generator(ema=ema, checkpoint=ckpt, device=device)
+    g_cfg = run.config.generator
+    result = compute_metrics(
+        G,
+        (g_cfg["latent_dim"], g_cfg["latent_dist"]),
+        run.config.data,
+        metrics,
+        n_fake,
+        ref_split,
+        extractor,
+        seed,
+        batch_size,
+        device,
+        progress,
+    )
+    used_ema = ema if ema is not None else run.config.ema.enabled
+    result = {
+        "run": str(run.path),
+        "checkpoint": ckpt.name,
+        "generator": "ema" if used_ema else "raw",
+        **result,
+    }
+    if write:
+        (run.path / "eval.json").write_text(json.dumps(result, indent=2, default=float))
+    return result

@@ -1,0 +1,1 @@
+"""Weights of the classifiers gankit ships (see gankit.metrics.classifier)."""
