@@ -127,3 +127,22 @@ def test_periodic_eval_logs_scores_and_keeps_the_best_checkpoint(tmp_path, fast_
     assert [p.name for p in best] == [f"step_{best_step:08d}"]
     meta = json.loads((best[0] / "meta.json").read_text())
     assert meta["best"]["w1"] == pytest.approx(min(m["eval/w1"] for m in evals))
+
+
+def test_cli_classifier_train_makes_a_usable_extractor(tmp_path, capsys):
+    out = tmp_path / "digits.safetensors"
+    assert (
+        main(
+            ["classifier", "train", "--data", "{name: digits}", "--out", str(out), "--epochs", "2"]
+        )
+        == 0
+    )
+    assert "test accuracy" in capsys.readouterr().out
+    from gankit.metrics.classifier import load_classifier
+
+    model = load_classifier(str(out))
+    test = build_dataset({"name": "digits", "split": "test"}, seed=0)
+    with torch.no_grad():
+        predictions = model(test.x)[1].argmax(1)
+    assert (predictions == test.labels).float().mean() > 0.5  # chance is 0.1
+    assert main(["classifier", "train", "--data", "[1, 2]", "--out", str(out)]) == 2
