@@ -30,6 +30,7 @@ from gankit.data import DATASETS, build_dataset
 from gankit.data.base import InMemoryData
 from gankit.errors import GankitError
 from gankit.metrics.features import FeatureExtractor
+from gankit.state_dicts import describe_mismatch
 
 # Names load_classifier accepts besides paths -> file in the gankit.weights package.
 SHIPPED = {"digits": "digits-cnn.safetensors", "fashion-mnist": "fashion-mnist-cnn.safetensors"}
@@ -320,24 +321,11 @@ def _load_file(path: Path) -> ImageClassifier:
         raise GankitError(f"classifier {path}: not a valid safetensors file ({e})") from e
     model = ImageClassifier(input_shape, num_classes, name)
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [
-        f"{k} {tuple(tensors[k].shape)} (expected {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected}")
-        if wrong:
-            parts.append(f"wrong shapes {wrong}")
+    mismatch = describe_mismatch(expected, tensors)
+    if mismatch:
         raise GankitError(
             f"classifier {path}: its tensors do not fit a {name} for input {input_shape} with "
-            f"{num_classes} classes: {'; '.join(parts)}"
+            f"{num_classes} classes: {mismatch}"
         )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
     model.eval()

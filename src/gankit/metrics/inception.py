@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.metrics.features import FeatureExtractor
+from gankit.state_dicts import describe_mismatch
 
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FILE_NAME}"
@@ -336,25 +337,10 @@ def _load_file(path: Path) -> FIDInceptionV3:
 
     model = FIDInceptionV3()
     expected = model.state_dict()
-    missing = sorted(k for k in set(expected) - set(state) if not k.endswith(_OPTIONAL_SUFFIX))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("wrong shape", wrong),
-        ):
-            if keys:
-                more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-                parts.append(f"{len(keys)} {label}: {', '.join(keys[:5])}{more}")
+    mismatch = describe_mismatch(expected, state, optional=lambda k: k.endswith(_OPTIONAL_SUFFIX))
+    if mismatch:
         raise GankitError(
-            f"{what}: its tensors do not fit the FID Inception-v3 ({'; '.join(parts)}); "
+            f"{what}: its tensors do not fit the FID Inception-v3 ({mismatch}); "
             f"use the file from {WEIGHTS_URL}"
         )
     full = {k: state[k].to(v.dtype) if k in state else v for k, v in expected.items()}

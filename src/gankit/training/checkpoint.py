@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gankit.errors import CheckpointError
+from gankit.state_dicts import describe_mismatch
 
 FORMAT = "gankit-checkpoint/1"
 STATE_FILE = "state.safetensors"
@@ -156,26 +157,10 @@ def load_checkpoint(path: Path) -> tuple[dict, dict]:
 
 def load_module_state(module: torch.nn.Module, state: dict, name: str, origin: Path) -> None:
     """load_state_dict with a message that lists what does not match, not a torch traceback."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs recipe {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(
-                f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}"
-            )
-        if shapes:
-            parts.append("shape mismatch " + "; ".join(shapes[:5]))
+    mismatch = describe_mismatch(module.state_dict(), state)
+    if mismatch:
         raise CheckpointError(
             f"{origin}: the {name} in this checkpoint does not fit the recipe's {name} "
-            f"({'; '.join(parts)}). Was it written by another recipe?"
+            f"({mismatch}). Was it written by another recipe?"
         )
     module.load_state_dict(state)
