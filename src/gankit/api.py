@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gankit.config import RunConfig, load_recipe, preset_names
+from gankit.config import RunConfig, load_recipe, parse_override, preset_names
 from gankit.errors import GankitError
 from gankit.run import Run
 from gankit.training.trainer import Trainer
@@ -67,12 +67,8 @@ def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = N
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise GankitError(f"{run_dir} is not a gankit run folder (no config.yaml)")
-    items = (
-        overrides.items()
-        if isinstance(overrides, dict)
-        else [tuple(o.split("=", 1)) if "=" in o else (o, None) for o in (overrides or [])]
-    )
-    for key, _ in items:
+    keys = overrides if isinstance(overrides, dict) else dict(map(parse_override, overrides or []))
+    for key in keys:
         if not key.startswith(RESUME_OVERRIDABLE):
             raise GankitError(
                 f"--set {key}: a resumed run keeps its recipe; only schedule.steps, logging.* "

@@ -146,15 +146,13 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from gankit.config import load_recipe, preset_names, read_recipe
+    from gankit.config import load_recipe, preset_names
 
     for name in preset_names():
-        raw = read_recipe(name)
-        print(f"{name:24s} {raw.get('description', '')}")
+        cfg = load_recipe(name)  # data paths are only opened when training starts
+        print(f"{name:24s} {cfg.description}")
         if args.verbose:
-            print("  " + load_recipe(name).to_yaml().replace("\n", "\n  ")) if "path" not in str(
-                raw.get("data", {})
-            ) else print("  (needs data.path)")
+            print("  " + cfg.to_yaml().replace("\n", "\n  "))
     return 0
 
 

@@ -178,15 +178,20 @@ class Trainer:
             "trainer": {"best": self.best},
         }
 
-    def save(self) -> Path:
-        meta = {
+    def checkpoint_meta(self) -> dict:
+        """What `load` checks a checkpoint against, plus when and by what it was written."""
+        return {
             "gankit_version": __version__,
             "name": self.cfg.name,
             "method": self.cfg.method,
             "data_shape": list(self.data.shape),
             "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        path = save_checkpoint(self.checkpoint_dir, self.step, self.state_dict(), meta)
+
+    def save(self) -> Path:
+        path = save_checkpoint(
+            self.checkpoint_dir, self.step, self.state_dict(), self.checkpoint_meta()
+        )
         prune_checkpoints(self.checkpoint_dir, self.cfg.logging.keep_checkpoints)
         return path
 
@@ -320,13 +325,7 @@ class Trainer:
             lower = ev.best in LOWER_IS_BETTER
             if self.best is None or (value < self.best if lower else value > self.best):
                 self.best = float(value)
-                meta = {
-                    "name": self.cfg.name,
-                    "method": self.cfg.method,
-                    "data_shape": list(self.data.shape),
-                    "best": {ev.best: self.best},
-                    "eval": result,
-                }
+                meta = {**self.checkpoint_meta(), "best": {ev.best: self.best}, "eval": result}
                 save_checkpoint(self.run_dir / "best", self.step, self.state_dict(), meta)
                 prune_checkpoints(self.run_dir / "best", keep=1)
         return result
