@@ -148,9 +148,11 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 def cmd_presets(args: argparse.Namespace) -> int:
     from gankit.config import load_recipe, preset_names
 
-    for name in preset_names():
+    names = preset_names()
+    width = max(len(name) for name in names)
+    for name in names:
         cfg = load_recipe(name)  # data paths are only opened when training starts
-        print(f"{name:24s} {cfg.description}")
+        print(f"{name:{width}s}  {cfg.description}")
         if args.verbose:
             print("  " + cfg.to_yaml().replace("\n", "\n  "))
     return 0

@@ -28,10 +28,16 @@ class Objective:
     name: str
     d_loss: Callable[[Tensor, Tensor], Tensor]
     g_loss: Callable[[Tensor], Tensor]
-    uses_labels: bool = False  # real/fake targets exist (label smoothing makes sense)
+    # d_loss with the real target t in place of 1 (label smoothing); None: no targets exist
+    d_loss_targets: Callable[[Tensor, Tensor, Tensor | float], Tensor] | None = None
     weight_clip: float | None = None  # clamp D's parameters to [-c, c] after each D step
     regularizers: tuple[dict[str, Any], ...] = field(default_factory=tuple)  # implied by it
     default_optimizer: dict[str, Any] | None = None  # the paper's optimizer, where it has one
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether D is trained toward real/fake targets (what label smoothing changes)."""
+        return self.d_loss_targets is not None
 
     def __call__(self, d_real: Tensor, d_fake: Tensor) -> tuple[Tensor, Tensor]:
         return self.d_loss(d_real, d_fake), self.g_loss(d_fake)
@@ -42,16 +48,30 @@ def _bce_d_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
     return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
 
 
+def _bce_d_loss_targets(d_real: Tensor, d_fake: Tensor, real_target: Tensor | float) -> Tensor:
+    # cross-entropy toward target t for reals: -t log D(x) - (1 - t) log(1 - D(x))
+    t = real_target
+    real = t * F.softplus(-d_real) + (1 - t) * F.softplus(d_real)
+    return real.mean() + F.softplus(d_fake).mean()
+
+
 @OBJECTIVES.register("minimax")
 def minimax() -> Objective:
     """Goodfellow et al. 2014, the saturating form: G minimizes E[log(1 - D(G(z)))]."""
-    return Objective("minimax", _bce_d_loss, lambda d_fake: -F.softplus(d_fake).mean(), True)
+    return Objective(
+        "minimax", _bce_d_loss, lambda d_fake: -F.softplus(d_fake).mean(), _bce_d_loss_targets
+    )
 
 
 @OBJECTIVES.register("non_saturating")
 def non_saturating() -> Objective:
     """Goodfellow et al. 2014, the practical form: G minimizes -E[log D(G(z))]."""
-    return Objective("non_saturating", _bce_d_loss, lambda d_fake: F.softplus(-d_fake).mean(), True)
+    return Objective(
+        "non_saturating",
+        _bce_d_loss,
+        lambda d_fake: F.softplus(-d_fake).mean(),
+        _bce_d_loss_targets,
+    )
 
 
 def _wasserstein_d_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
@@ -99,12 +119,19 @@ def least_squares(a: float = 0.0, b: float = 1.0, c: float = 1.0) -> Objective:
     value G wants D to believe for fakes.
 
       d_loss = 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2],  g_loss = 1/2 E[(D(G(z)) - c)^2]
+
+    A smoothed real label t (1 = real, 0 = fake) means the real target a + t (b - a).
     """
+
+    def d_loss_targets(d_real: Tensor, d_fake: Tensor, t: Tensor | float) -> Tensor:
+        real_target = a + t * (b - a)
+        return 0.5 * ((d_real - real_target) ** 2).mean() + 0.5 * ((d_fake - a) ** 2).mean()
+
     return Objective(
         "least_squares",
-        lambda d_real, d_fake: 0.5 * ((d_real - b) ** 2).mean() + 0.5 * ((d_fake - a) ** 2).mean(),
+        lambda d_real, d_fake: d_loss_targets(d_real, d_fake, 1.0),
         lambda d_fake: 0.5 * ((d_fake - c) ** 2).mean(),
-        uses_labels=True,
+        d_loss_targets,
     )
 
 

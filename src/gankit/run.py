@@ -15,6 +15,7 @@ from gankit.methods.base import sample_latent
 from gankit.models import build_generator
 from gankit.training.checkpoint import list_checkpoints, load_checkpoint, load_module_state
 from gankit.training.outputs import read_metrics, save_samples
+from gankit.tricks import build_tricks, wrap_generator
 
 
 class Run:
@@ -68,6 +69,7 @@ class Run:
         if key not in modules:
             raise CheckpointError(f"{path} has no EMA generator: the run was trained without ema")
         G = build_generator(self.config.generator, tuple(meta["data_shape"]))
+        G = wrap_generator(build_tricks(self.config), G, self.config)
         load_module_state(G, modules[key], key, path)
         return G.to(device).eval()
 

@@ -2,8 +2,11 @@
 
 Generator builders take `out_shape` and `latent_dim` from the framework; discriminator builders
 take `in_shape`. Every discriminator exposes `features(x)` (its last hidden layer, for tricks
-such as feature matching) and `head(h)`; `forward(x) = head(features(x))` returns one raw score
-(a logit, or a critic value) per sample, shape (N,).
+such as feature matching) and `head(h)`; `forward(x) = head(features(x))` returns raw scores
+(logits, or critic values): one per sample, shape (N,), or for PatchGAN one per patch, shape
+(N, H', W'). Losses average over every score, so a patch map is averaged over its patches.
+Discriminators whose output layer `out` scores a flat feature vector say so with `feature_dim`
+(minibatch discrimination widens that layer).
 """
 
 from __future__ import annotations
@@ -40,6 +43,6 @@ def build_discriminator(
     return builder(in_shape=tuple(in_shape), **resolved)
 
 
-from gankit.models import dcgan, mlp  # noqa: E402,F401
+from gankit.models import dcgan, mlp, patchgan  # noqa: E402,F401
 
 __all__ = ["DISCRIMINATORS", "GENERATORS", "build_discriminator", "build_generator"]

@@ -92,6 +92,7 @@ class DCGANDiscriminator(nn.Module):
         layers.append(nn.Flatten())
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(width * start * start, 1)
+        self.feature_dim = self.out.in_features  # for layers on features(x) (minibatch disc.)
 
     def features(self, x: Tensor) -> Tensor:
         return self.body(x)

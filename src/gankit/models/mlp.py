@@ -69,6 +69,7 @@ class MLPDiscriminator(nn.Module):
         if dropout > 0:
             self.body.append(nn.Dropout(dropout))
         self.out = nn.Linear(hidden, 1)
+        self.feature_dim = self.out.in_features  # for layers on features(x) (minibatch disc.)
 
     def features(self, x: Tensor) -> Tensor:
         return self.body(x.reshape(x.shape[0], -1))

@@ -60,6 +60,6 @@ def build_regularizer(options: dict, where: str) -> Regularizer:
     return builder(interval=interval, **kwargs, **resolved)
 
 
-from gankit.regularizers import gradient_penalty  # noqa: E402,F401
+from gankit.regularizers import dragan, gradient_penalty, pull_away, r1  # noqa: E402,F401
 
 __all__ = ["REGULARIZERS", "Regularizer", "RegularizerContext", "build_regularizer"]
