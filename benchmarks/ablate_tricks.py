@@ -154,7 +154,7 @@ def table(results: list[dict], task: str) -> str:
 
 
 def _score(scores: dict, key: str) -> float:
-    value = scores[key]
+    value = scores["metrics"][key]
     if key == "high_quality":
         value = value * 100
     if isinstance(value, dict):  # IS: {"mean": ..., "std": ...}

@@ -45,11 +45,15 @@ class InstanceNoise(Trick):
         return x + std * noise
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()} if self.generator is not None else {}
+        if self.generator is None:
+            return {}
+        return {"generator": self.generator.get_state(), "anneal_steps": self.anneal_steps}
 
     def load_state_dict(self, state: dict) -> None:
         if "generator" in state and self.generator is not None:
             self.generator.set_state(state["generator"])
+        # a run resumed with more schedule.steps keeps the schedule it started with
+        self.anneal_steps = int(state.get("anneal_steps", self.anneal_steps))
 
 
 @TRICKS.register("instance_noise")
@@ -59,7 +63,7 @@ def instance_noise(
     schedule: Literal["linear", "exponential"] = "linear",
 ) -> InstanceNoise:
     """std: the noise std at step 0, in data units; anneal_steps: steps to reach 0 (default:
-    the run's schedule.steps)."""
+    the run's schedule.steps when it starts; a resume with more steps keeps that schedule)."""
     if not std > 0:
         raise ConfigError(f"tricks.instance_noise.std: must be > 0, got {std}")
     if anneal_steps is not None and anneal_steps < 1:
