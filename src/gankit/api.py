@@ -15,9 +15,10 @@ from typing import Any
 from gankit.config import RunConfig, load_recipe, parse_override, preset_names
 from gankit.errors import GankitError
 from gankit.run import Run
+from gankit.training.outputs import write_text_atomic
 from gankit.training.trainer import Trainer
 
-RESUME_OVERRIDABLE = ("schedule.steps", "logging.", "device")
+RESUME_OVERRIDABLE = ("schedule.steps", "logging.", "device", "guard.")
 
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
@@ -61,8 +62,8 @@ def train(
 def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> Run:
     """Continue a run from its newest complete checkpoint, with its own saved config.
 
-    Only schedule.steps (to train longer), logging.* and device may be overridden: anything
-    else would make it a different run.
+    Only schedule.steps (to train longer), logging.*, guard.* and device may be overridden:
+    anything else would make it a different run.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -71,13 +72,13 @@ def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = N
     for key in keys:
         if not key.startswith(RESUME_OVERRIDABLE):
             raise GankitError(
-                f"--set {key}: a resumed run keeps its recipe; only schedule.steps, logging.* "
-                "and device can change. Start a new run to change anything else."
+                f"--set {key}: a resumed run keeps its recipe; only schedule.steps, logging.*, "
+                "guard.* and device can change. Start a new run to change anything else."
             )
     cfg = load_recipe(run_dir / "config.yaml", overrides)
     trainer = Trainer(cfg, run_dir, resume=True)
     if overrides:
-        (run_dir / "config.yaml").write_text(cfg.to_yaml())
+        write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
     return fit(trainer)
 
 

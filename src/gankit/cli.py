@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from gankit import __version__
 from gankit.errors import GankitError
@@ -158,6 +159,24 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import importlib
+
+    from gankit.demos import DEMOS
+
+    out = Path(args.out or f"{args.name}.png")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GankitError(f"--out: cannot create {out.parent}: {exc.strerror}") from None
+    demo = importlib.import_module(DEMOS[args.name])
+    summary = demo.figure(out)
+    for key, value in summary.items():
+        print(f"  {key:34s} {value:.6g}")
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gankit", description="Train, stabilize and evaluate GANs."
@@ -220,6 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--epochs", type=int, default=10)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_classifier_train)
+
+    p = sub.add_parser("demo", help="draw a figure of a classic GAN training phenomenon")
+    p.add_argument(
+        "name",
+        choices=["xy-game", "divergences", "optimal-d"],
+        help="xy-game: gradient play circles the equilibrium; divergences: JS vs W1; "
+        "optimal-d: a trained D against p_data / (p_data + p_g)",
+    )
+    p.add_argument("--out", help="the PNG to write (default NAME.png)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("presets", help="list the built-in recipes")
     p.add_argument("-v", "--verbose", action="store_true", help="print each resolved recipe")

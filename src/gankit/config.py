@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -83,6 +84,19 @@ class EvalConfig:
 
 
 @dataclass
+class GuardConfig:
+    """Divergence guard. Losses, parameters and gradients are checked for NaN/inf at every
+    logging step (logging.every, in the one host sync there) and before every checkpoint. On a
+    non-finite value the run rolls back to its last good checkpoint (its initial state before
+    the first one), multiplies every learning rate by `lr_factor` and reseeds the data stream and
+    the global RNGs with (seed, rollback number); after `rollbacks` rollbacks it stops with a
+    TrainingError. rollbacks 0 stops at the first non-finite value."""
+
+    rollbacks: int = 3
+    lr_factor: float = 0.5
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     description: str = ""
@@ -101,6 +115,7 @@ class RunConfig:
     ema: EMAConfig = field(default_factory=EMAConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -140,6 +155,18 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def _load_yaml(text: str, origin: str) -> Any:
+    """yaml.safe_load, with every way a text can fail as a ConfigError naming `origin`."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: not valid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"{origin}: a value YAML cannot convert ({exc})") from None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'schedule.steps=500' -> ('schedule.steps', 500); the value is parsed as YAML."""
     if "=" not in text:
@@ -148,10 +175,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"--set {text!r}: the key is empty")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
+    value = _load_yaml(raw, f"--set {text!r}: the value") if raw.strip() else ""
     return key, value
 
 
@@ -166,7 +190,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) 
             last = i == len(parts) - 1
             where = ".".join(parts[: i + 1])
             if isinstance(node, list):
-                if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
+                if not (
+                    part.isascii() and part.isdigit() and len(part) < 10 and int(part) < len(node)
+                ):
                     raise ConfigError(
                         f"--set {key}: {where} is not an index of a {len(node)}-item list"
                     )
@@ -211,10 +237,7 @@ def read_recipe(recipe: str | Path | None) -> dict[str, Any]:
             f"{recipe!r} is neither a recipe file nor a preset; "
             f"presets: {', '.join(preset_names())}"
         )
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    raw = _load_yaml(text, origin)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -241,8 +264,12 @@ def _component(section: dict[str, Any], registry: Registry, where: str, framewor
 
 
 def _check_range(value: float, low: float, where: str, what: str, strict: bool = False) -> None:
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        raise ConfigError(f"{where}: {what}, got {value}")
+    finite = isinstance(value, int) or math.isfinite(value)  # ints: any size, no float()
+    if not finite or value < low or (strict and value == low):
+        shown = value
+        if isinstance(value, int) and abs(value) >= 10**30:
+            shown = f"an integer of {value.bit_length()} bits"
+        raise ConfigError(f"{where}: {what}, got {shown}")
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
@@ -322,7 +349,13 @@ def resolve(cfg: RunConfig) -> RunConfig:
     for key in ("every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"):
         _check_range(getattr(log, key), 1, f"logging.{key}", "must be at least 1")
     _resolve_eval(cfg)
-    if not (cfg.device in ("auto", "cpu", "cuda", "mps") or cfg.device.startswith("cuda:")):
+    _check_range(cfg.guard.rollbacks, 0, "guard.rollbacks", "must be >= 0 (0 turns the guard off)")
+    lr_factor = cfg.guard.lr_factor
+    if not (math.isfinite(lr_factor) and 0 < lr_factor <= 1):
+        raise ConfigError(
+            f"guard.lr_factor: must be in (0, 1] (1 keeps the learning rates), got {lr_factor}"
+        )
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", cfg.device):
         raise ConfigError(f"device: expected auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
     return cfg
 

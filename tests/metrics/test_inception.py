@@ -233,7 +233,8 @@ def test_adapt(model):
     a = model.adapt(x)
     assert a.shape == (2, 3, 299, 299)
     ref = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-    torch.testing.assert_close(a, ref.repeat(1, 3, 1, 1), rtol=0, atol=0)
+    # resizing 3 channels or 1 may take different vector paths: equal up to float rounding
+    torch.testing.assert_close(a, ref.repeat(1, 3, 1, 1), rtol=0, atol=1e-6)
     x = torch.rand(1, 3, 299, 299)
     assert torch.equal(model.adapt(x), x)
     with pytest.raises(GankitError, match="1 or 3 channels"):

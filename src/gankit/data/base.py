@@ -39,6 +39,10 @@ class DataSource:
     def load_state_dict(self, state: dict) -> None:
         raise NotImplementedError
 
+    def reseed(self, salt: int) -> None:
+        """Draw a different (still deterministic) stream from now on; the divergence guard
+        calls it after a rollback so the retry does not replay the same batches."""
+
     def describe(self) -> str:
         return f"{self.name}: samples of shape {tuple(self.shape)}"
 
@@ -74,6 +78,7 @@ class InMemoryData(DataSource):
         self.num_classes = num_classes
         self.epoch = 0
         self.position = 0
+        self.salt = 0  # set by reseed(); part of the permutation seed
         self._perm: Tensor | None = None
 
     def __len__(self) -> int:
@@ -91,7 +96,10 @@ class InMemoryData(DataSource):
 
     def _permutation(self) -> Tensor:
         if self._perm is None:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            seed = self.seed * 1_000_003 + self.epoch
+            if self.salt:
+                seed = (seed + self.salt * 0x9E3779B97F4A7C15) % 2**63
+            g = torch.Generator().manual_seed(seed)
             self._perm = torch.randperm(len(self.x), generator=g).to(self.x.device)
         return self._perm
 
@@ -112,11 +120,19 @@ class InMemoryData(DataSource):
         return self.x[idx], None if self.labels is None else self.labels[idx]
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
+        state = {"epoch": self.epoch, "position": self.position}
+        if self.salt:
+            state["salt"] = self.salt
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])
+        self.salt = int(state.get("salt", 0))
+        self._perm = None
+
+    def reseed(self, salt: int) -> None:
+        self.salt = int(salt)
         self._perm = None
 
     def describe(self) -> str:
@@ -141,6 +157,7 @@ class SampledData(DataSource):
         self.name = name
         self.num_classes = num_classes
         self.device = torch.device("cpu")
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
     def to(self, device: torch.device) -> SampledData:
@@ -160,6 +177,9 @@ class SampledData(DataSource):
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+    def reseed(self, salt: int) -> None:
+        self.generator.manual_seed(int(salt))
 
     def describe(self) -> str:
         return f"{self.name}: samples of shape {self.shape}, drawn fresh each step"

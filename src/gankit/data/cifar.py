@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import pickle
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +30,19 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
 FOLDER = "cifar-10-batches-py"
 
+
+def _dtype(spec, align=False, copy=False) -> np.dtype:
+    """numpy.dtype for the plain numeric types a batch holds; a damaged or crafted pickle could
+    otherwise build object or structured dtypes."""
+    if isinstance(spec, bytes):  # a Python 2 str, read with encoding="bytes"
+        spec = spec.decode("latin1")
+    if not (isinstance(spec, str) and re.fullmatch(r"[<>|=]?[biuf][1248]", spec)):
+        raise pickle.UnpicklingError(f"dtype {spec!r} is not a plain numeric type")
+    if not all(isinstance(flag, (bool, int)) for flag in (align, copy)):
+        raise pickle.UnpicklingError("malformed dtype arguments")
+    return np.dtype(spec)
+
+
 # Everything a CIFAR batch (a dict of bytes -> array / list of ints / str) can need, and no more.
 # _codecs.encode is how Python 3 writes bytes in pickle protocols 0-2; _frombuffer is protocol 5.
 SAFE_GLOBALS = {
@@ -39,7 +53,7 @@ SAFE_GLOBALS = {
     ("builtins", "int"): int,
     ("_codecs", "encode"): codecs.encode,
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "dtype"): _dtype,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy.core.numeric", "_frombuffer"): _frombuffer,
@@ -47,12 +61,20 @@ SAFE_GLOBALS = {
 }
 
 
-class _SafeUnpickler(pickle.Unpickler):
+class _SafeUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler (its opcodes can be checked one by one), restricted to
+    SAFE_GLOBALS, with the state a dtype is given checked: a crafted state (e.g. flags that
+    claim the items are Python objects) would make numpy read pixels as pointers."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
     def __init__(self, file, path: Path):
         super().__init__(file, encoding="bytes")  # the official batches are Python 2 pickles
         self.path = path
 
     def find_class(self, module: str, name: str):
+        if module == "__builtin__":  # Python 2's name, written by protocols 0-2
+            module = "builtins"
         obj = SAFE_GLOBALS.get((module, name))
         if obj is None:
             raise DataError(
@@ -63,6 +85,24 @@ class _SafeUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         raise DataError(f"{self.path}: unexpected persistent id in the pickle; not a CIFAR batch")
+
+    def load_build(self):
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.dtype):
+            canonical = inst.__reduce__()[2]
+            if not (
+                isinstance(state, tuple)
+                and len(state) == len(canonical)
+                and state[0] == canonical[0]
+                and state[1] in ("<", ">", "|", "=", b"<", b">", b"|", b"=")
+                and state[2:] == canonical[2:]
+            ):
+                raise pickle.UnpicklingError(f"malformed state {state!r} for dtype {inst}")
+        elif not isinstance(inst, np.ndarray):
+            raise pickle.UnpicklingError(f"unexpected state for a {type(inst).__name__}")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +119,8 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data, labels = batch[b"data"], batch[b"labels"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
         raise DataError(f"{path}: b'data' must be a uint8 array of shape (N, 3072)")
-    if data.shape[1] != 3 * 32 * 32:
-        raise DataError(f"{path}: b'data' has shape {data.shape}, expected (N, 3072)")
+    if data.shape[1] != 3 * 32 * 32 or len(data) == 0:
+        raise DataError(f"{path}: b'data' has shape {data.shape}, expected (N, 3072), N >= 1")
     try:
         labels = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError, OverflowError) as e:

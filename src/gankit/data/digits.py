@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from gankit.data import DATASETS
 from gankit.data.base import InMemoryData, to_unit_range
@@ -14,6 +12,10 @@ from gankit.data.base import InMemoryData, to_unit_range
 
 def load_digits_tensors(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 1, 8, 8) in [-1, 1] and labels. Fixed stratified 80/20 train/test split."""
+    # scikit-learn takes over a second to import: only runs that use the digits pay for it
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     bunch = load_digits()
     images = torch.from_numpy(bunch.images).float().unsqueeze(1)  # pixel values 0..16
     labels = torch.from_numpy(bunch.target).long()

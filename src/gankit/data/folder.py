@@ -49,7 +49,11 @@ def load_image(path: Path, size: int, mode: str, crop: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.draft(mode, (size, size))  # JPEGs decode at a reduced scale when much larger
-            im = ImageOps.exif_transpose(im).convert(mode)
+            im = ImageOps.exif_transpose(im)
+            if im.mode.startswith("I"):  # 16-bit PNG: scale to 8 bits, as convert() clips
+                pixels = np.asarray(im, dtype=np.int64) // 257
+                im = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+            im = im.convert(mode)
             if crop == "center":  # crop first, as torchvision does: no pixels from outside
                 w, h = im.size
                 s = min(w, h)

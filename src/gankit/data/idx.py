@@ -7,6 +7,7 @@ fails with the file name and the expected size instead of a reshape error deep i
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -59,7 +60,7 @@ def read_idx(file_path: str | Path) -> np.ndarray:
     if any(d < 0 for d in dims):
         raise DataError(f"{path}: corrupt header, negative dimension in {dims}")
     dtype = np.dtype(IDX_TYPES[type_code])
-    count = int(np.prod(dims, dtype=np.int64))
+    count = math.prod(dims)  # Python ints: a corrupt header cannot overflow the check
     expected = header + count * dtype.itemsize
     if len(data) != expected:
         what = "decompressed size" if path.name.endswith(".gz") else "size"
@@ -114,6 +115,8 @@ def load_idx_arrays(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             f"{folder}: {image_path.name} holds {len(images)} images but "
             f"{label_path.name} holds {len(labels)} labels; they must match"
         )
+    if len(images) == 0 or 0 in images.shape[1:]:
+        raise DataError(f"{image_path}: holds no pixels (shape {images.shape}); download it again")
     return images, labels
 
 

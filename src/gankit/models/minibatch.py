@@ -31,8 +31,8 @@ class MinibatchDiscrimination(nn.Module):
     exp(-distance) underflows to 0 and the layer outputs zeros with no gradient. The official
     code reaches the same O(1) scale with a data-dependent initialization.
 
-    Memory: the pairwise distances take N * N * B floats (256 * 256 * 100 = 6.6M, 26 MB in
-    float32), fine for batches up to a few hundred.
+    Memory: the pairwise differences take N * N * B * C floats (256 * 256 * 100 * 5 = 33M,
+    130 MB in float32), fine for batches up to 256.
     """
 
     def __init__(
@@ -54,13 +54,13 @@ class MinibatchDiscrimination(nn.Module):
             )
         n = f.shape[0]
         m = (f @ self.T).view(n, self.num_kernels, self.kernel_dim)
-        # L1 distances per kernel, (B, N, N): cdist is ~2.5x faster than broadcasting
-        # (N, 1, B, C) - (1, N, B, C) and keeps B*N*N floats instead of B*N*N*C
-        per_kernel = m.transpose(0, 1)
-        c = torch.exp(-torch.cdist(per_kernel, per_kernel, p=1))
+        # (N, 1, B, C) - (1, N, B, C) -> L1 over C -> (N, N, B). torch.cdist(p=1) per kernel is
+        # ~2.5x faster but has no double backward, which gradient penalties through D need
+        dist = (m.unsqueeze(1) - m.unsqueeze(0)).abs().sum(dim=3)
+        c = torch.exp(-dist)
         if not self.include_self:
-            c = c * (1 - torch.eye(n, device=f.device, dtype=c.dtype))
-        return torch.cat([f, c.sum(dim=2).t()], dim=1)
+            c = c * (1 - torch.eye(n, device=f.device, dtype=c.dtype)).unsqueeze(2)
+        return torch.cat([f, c.sum(dim=1)], dim=1)
 
 
 class MinibatchStdDev(nn.Module):

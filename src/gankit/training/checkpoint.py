@@ -3,7 +3,8 @@
 A state (nested dicts/lists of tensors, numbers, strings, numpy arrays) is split into a flat
 tensor dict, saved with safetensors, and a JSON skeleton with placeholders. A checkpoint is a
 folder `step_XXXXXXXX` written under a temporary name, fsynced and renamed: a folder with that
-name is always complete.
+name is always complete. Old checkpoints are renamed away before they are deleted, so a kill at
+any moment leaves only complete step_ folders and hidden leftovers that `clean_partial` removes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,45 +88,117 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+# Test-only hook: GANKIT_TEST_SLOW_CHECKPOINT=SECONDS makes every checkpoint write sleep that long
+# in two halves (after the tensors are written, and after meta.json, before the rename), so the
+# kill test (tests/reliability/test_kill.py) can SIGKILL a run in the middle of a write. Never set
+# it for real runs.
+SLOW_ENV = "GANKIT_TEST_SLOW_CHECKPOINT"
+
+
+def _test_pause() -> None:
+    seconds = os.environ.get(SLOW_ENV)
+    if seconds:
+        time.sleep(float(seconds) / 2)
+
+
+def _checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
 def save_checkpoint(directory: Path, step: int, state: dict, meta: dict) -> Path:
-    """Write `state` atomically as directory/step_XXXXXXXX and return that folder."""
+    """Write `state` atomically as directory/step_XXXXXXXX and return that folder.
+
+    The files go into a temporary folder, are fsynced, and the folder is renamed into place, so
+    a folder named step_XXXXXXXX is always complete and a kill at any moment leaves the previous
+    checkpoints untouched. A step is written once: when a complete checkpoint of this step
+    exists already (a Ctrl-C right after a periodic save), it holds the same state and is kept.
+    """
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"step_{step:08d}"
-    tmp = directory / f".tmp-step_{step:08d}-{os.getpid()}"
+    final = directory / _checkpoint_name(step)
+    if is_complete(final):
+        return final
+    tmp = directory / f"{TMP_PREFIX}{_checkpoint_name(step)}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
     skeleton, tensors = flatten_state(state)
-    save_file(tensors, str(tmp / STATE_FILE))
     meta = {"format": FORMAT, "step": step, **meta, "state": skeleton}
-    (tmp / META_FILE).write_text(json.dumps(meta))
-    for f in (tmp / STATE_FILE, tmp / META_FILE, tmp):
-        _fsync(f)
-    if final.exists():  # same step saved twice (e.g. Ctrl-C right after a periodic save)
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    _fsync(directory)
+    try:
+        tmp.mkdir()
+        save_file(tensors, str(tmp / STATE_FILE))
+        _test_pause()
+        (tmp / META_FILE).write_text(json.dumps(meta))
+        for f in (tmp / STATE_FILE, tmp / META_FILE, tmp):
+            _fsync(f)
+        _test_pause()
+        if final.exists():  # an incomplete folder of that name (not written by gankit)
+            _remove(final)
+        os.rename(tmp, final)
+        _fsync(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # e.g. disk full: no half checkpoint left behind
+        raise
     return final
 
 
+TMP_PREFIX = ".tmp-"  # a checkpoint being written
+DEL_PREFIX = ".del-"  # a checkpoint being deleted
+
+
+def is_complete(path: Path) -> bool:
+    return (path / META_FILE).is_file() and (path / STATE_FILE).is_file()
+
+
+def _step_of(path: Path) -> int | None:
+    name = path.name
+    if not name.startswith("step_") or not name[5:].isdigit() or not name[5:].isascii():
+        return None
+    return int(name[5:])
+
+
 def list_checkpoints(directory: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
+    """Complete checkpoints, oldest first (leftovers of killed writes are never listed)."""
+    directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [
-        p
-        for p in directory.iterdir()
-        if p.is_dir() and p.name.startswith("step_") and (p / META_FILE).is_file()
-    ]
-    return sorted(found, key=lambda p: p.name)
+    found = [p for p in directory.iterdir() if _step_of(p) is not None and is_complete(p)]
+    return sorted(found, key=_step_of)
+
+
+def _remove(path: Path) -> None:
+    """Delete a checkpoint folder so that a kill halfway never leaves a damaged step_ folder:
+    first rename it out of the way (atomic), then delete the files."""
+    trash = path.with_name(f"{DEL_PREFIX}{path.name}-{os.getpid()}")
+    try:
+        os.rename(path, trash)
+    except OSError:
+        trash = path
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def clean_partial(directory: Path, all_processes: bool = True) -> list[Path]:
+    """Remove what killed processes left: temporary folders of unfinished writes and deletes.
+    With all_processes=False, the current process's own temporary folders are kept."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for p in directory.iterdir():
+        if not p.name.startswith((TMP_PREFIX, DEL_PREFIX)):
+            continue
+        if not all_processes and p.name.endswith(f"-{os.getpid()}"):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
 
 
 def prune_checkpoints(directory: Path, keep: int) -> None:
+    """Keep the newest `keep` checkpoints; remove older ones and leftovers of killed writes."""
+    directory = Path(directory)
     for old in list_checkpoints(directory)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    for tmp in directory.glob(".tmp-step_*"):
-        if not tmp.name.endswith(f"-{os.getpid()}"):
-            shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process
+        _remove(old)
+    clean_partial(directory, all_processes=False)
 
 
 def load_checkpoint(path: Path) -> tuple[dict, dict]:

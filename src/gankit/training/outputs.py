@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,15 @@ class MetricsLog:
             for key, value in values.items():
                 self.writer.add_scalar(key, value, step)
 
+    def event(self, step: int, values: dict) -> None:
+        """A line that records something that happened (e.g. a divergence-guard rollback)."""
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.writer is not None and "rollback" in values:
+            self.writer.add_scalar("guard/rollbacks", values["rollback"], step)
+
     def image(self, step: int, tag: str, png_path: Path) -> None:
         if self.writer is not None:
             array = np.asarray(Image.open(png_path).convert("RGB"))
@@ -104,8 +114,41 @@ class MetricsLog:
             self.writer.close()
 
 
+def read_metrics_lines(path: Path) -> list[tuple[str, dict | None]]:
+    """(line, parsed value) for each non-empty line; None for a line that is not a JSON object
+    (the last line of a run killed while writing it)."""
+    out = []
+    for line in Path(path).read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            value = None
+        out.append((line, value if isinstance(value, dict) else None))
+    return out
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
+    """Every line of RUN_DIR/metrics.jsonl: one per logging step, plus event lines (a key
+    "event", e.g. divergence-guard rollbacks). A line cut short by a kill is skipped."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [value for _, value in read_metrics_lines(path) if value is not None]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace a file's contents so that a kill at any moment leaves the old or the new
+    contents, never a truncated file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -35,3 +35,10 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def mix_seed(seed: int, salt: int) -> int:
+    """A seed in [0, 2**63) derived from (seed, salt), distinct for different salts."""
+    x = (seed * 0x9E3779B97F4A7C15 + (salt + 1) * 0xBF58476D1CE4E5B9) % 2**64
+    x ^= x >> 31
+    return x % 2**63

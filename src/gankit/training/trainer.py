@@ -2,13 +2,22 @@
 
 The loop knows nothing about the method's players. Losses stay on the device and are summed
 there; the host reads them only every `logging.every` steps, so the hot loop never waits.
+
+Divergence guard: at every logging step (in the same single host sync as the losses) and before
+every checkpoint, the losses, parameters and gradients are checked for NaN/inf. A non-finite
+value rolls the run back to its last good checkpoint (or its initial state), multiplies the
+learning rates by `guard.lr_factor` and reseeds the data stream and the global RNGs with
+(seed, rollback number); after `guard.rollbacks` rollbacks the run stops with a TrainingError.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import signal
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -24,34 +33,74 @@ from gankit.errors import CheckpointError, ConfigError, TrainingError
 from gankit.methods import METHODS
 from gankit.methods.base import sample_latent
 from gankit.training.checkpoint import (
+    clean_partial,
+    flatten_state,
     list_checkpoints,
     load_checkpoint,
     load_module_state,
     prune_checkpoints,
     save_checkpoint,
+    unflatten_state,
 )
 from gankit.training.ema import EMA
-from gankit.training.outputs import MetricsLog, save_samples
-from gankit.training.rng import rng_state, seed_everything, set_rng_state
+from gankit.training.outputs import (
+    MetricsLog,
+    read_metrics_lines,
+    save_samples,
+    write_text_atomic,
+)
+from gankit.training.rng import mix_seed, rng_state, seed_everything, set_rng_state
 
 N_POINTS_2D = 2500  # PacGAN's sample count for the 2D mixtures
+LOCK_FILE = ".lock"
+logger = logging.getLogger("gankit.training")
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
         raise ConfigError(
-            f"device: {name!r} asked for, but this machine has no CUDA GPU; use device=cpu"
-        )
+            f"device: {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device: {name!r} asked for, but this machine has no CUDA GPU; use device=cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device: {name!r} asked for, but this machine has "
+                f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device: {name!r} asked for, but MPS is not available; use cpu")
     return device
 
 
 def write_json_atomic(path: Path, value: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(value, indent=2))
+
+
+class _Diverged(Exception):
+    """Internal: something became non-finite; the loop rolls back or stops."""
+
+    def __init__(self, what: list[str], step: int, window: int | None = None):
+        super().__init__(", ".join(what))
+        self.what = what
+        self.step = step
+        self.window = window  # steps the checked losses were summed over (None: a state check)
+
+
+def _warn(message: str) -> None:
+    """A warning that reaches the user: through `logging` when the application configured it,
+    else printed above the progress bar."""
+    if logger.hasHandlers():
+        logger.warning(message)
+    else:
+        tqdm.write(f"gankit: warning: {message}", file=sys.stderr)
 
 
 class _StopFlag:
@@ -78,6 +127,8 @@ class _StopFlag:
 
 
 class Trainer:
+    _lock_fd: int | None = None  # set while this object holds the run folder's lock
+
     def __init__(self, cfg: RunConfig, run_dir: Path, resume: bool = False):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -90,6 +141,9 @@ class Trainer:
         )
         self.step = 0
         self.best: float | None = None  # best eval score so far (eval.best)
+        self.rollbacks = 0  # divergence-guard rollbacks so far (kept in checkpoints)
+        self.lr_scale = 1.0  # product of the lr_factor of every rollback so far
+        self._initial: tuple[int, dict] | None = None  # state to roll back to before any checkpoint
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
         if resume:
@@ -112,19 +166,48 @@ class Trainer:
 
     # -- run folder -------------------------------------------------------------------------
     def _start(self) -> None:
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+        if self.run_dir.is_dir() and any(p.name != LOCK_FILE for p in self.run_dir.iterdir()):
             raise ConfigError(
                 f"{self.run_dir} already holds files; continue that run with "
                 f"`gankit train --resume {self.run_dir}` or choose another --out"
             )
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(self.cfg.to_yaml())
+            self._lock()
+            # written atomically: a kill never leaves a truncated recipe that resume would read
+            write_text_atomic(self.run_dir / "config.yaml", self.cfg.to_yaml())
+            self._write_run_info("running")
         except OSError as exc:
             raise ConfigError(
-                f"cannot write the run folder {self.run_dir}: {exc.strerror}"
+                f"cannot write the run folder {self.run_dir}: {exc.strerror or exc}; "
+                "choose a writable --out"
             ) from None
-        self._write_run_info("running")
+
+    def _lock(self) -> None:
+        """One process trains a run folder at a time; the lock dies with the process (even on
+        SIGKILL), so a killed run can be resumed at once."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(
+                f"{self.run_dir} is being trained by another process right now; wait for it "
+                "to finish or stop it (a killed process releases the folder at once)"
+            ) from None
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __del__(self):
+        self._unlock()
 
     def _write_run_info(self, status: str) -> None:
         write_json_atomic(
@@ -143,26 +226,59 @@ class Trainer:
         )
 
     def _resume(self) -> None:
+        try:
+            self._lock()
+        except OSError as exc:
+            raise ConfigError(f"cannot write the run folder {self.run_dir}: {exc}") from None
+        for folder in (self.checkpoint_dir, self.run_dir / "best"):
+            clean_partial(folder)  # temporary folders of writes a kill cut short
+        for tmp in self.run_dir.glob(".*.tmp-*"):  # ... and of write_text_atomic
+            tmp.unlink(missing_ok=True)
         found = list_checkpoints(self.checkpoint_dir)
-        if not found:
-            raise CheckpointError(
-                f"{self.run_dir} has no complete checkpoint to resume from "
-                f"(looked in {self.checkpoint_dir})"
-            )
-        self.load(found[-1])
+        if found:
+            self._load_newest_readable(found)
+        else:
+            # killed before its first checkpoint: the state after __init__ is the run's
+            # initial state (everything is seeded), so starting over is the exact same run
+            _warn(f"{self.run_dir} has no complete checkpoint yet; starting it again at step 0")
         self._trim_metrics()
         self._write_run_info("running")
 
+    def _load_newest_readable(self, found: list[Path]) -> None:
+        """Load the newest checkpoint; when it cannot be read (damaged on disk after it was
+        written), fall back to the one before it, saying so."""
+        errors = []
+        for path in reversed(found):
+            try:
+                self.load(path)
+            except CheckpointError as exc:
+                errors.append(exc)
+                continue
+            for newer in found[found.index(path) + 1 :]:  # kept aside, no longer "newest"
+                newer.rename(newer.with_name(f"damaged-{newer.name}"))
+            if errors:
+                _warn(
+                    f"{errors[0]}; resumed from the older checkpoint {path} instead (the "
+                    "unreadable one is kept as damaged-step_...)"
+                )
+            return
+        raise errors[0]
+
     def _trim_metrics(self) -> None:
-        """Drop log lines written after the checkpoint, which the resumed run writes again."""
+        """Drop log lines the restored state does not include (written after its step, or a
+        rollback event it does not know of): the resumed run writes them again. A line cut
+        short by a kill is dropped too."""
         path = self.run_dir / "metrics.jsonl"
-        if path.exists():
-            keep = [
-                line
-                for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= self.step
-            ]
-            path.write_text("".join(line + "\n" for line in keep))
+        if not path.exists():
+            return
+        keep = []
+        for line, value in read_metrics_lines(path):
+            if value is None or value.get("step", math.inf) > self.step:
+                continue
+            if value.get("event") == "rollback" and value.get("rollback", 0) > self.rollbacks:
+                continue
+            keep.append(line)
+        write_text_atomic(path, "".join(line + "\n" for line in keep))
 
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -175,7 +291,7 @@ class Trainer:
             "method": self.method.extra_state(),
             "data": self.data.state_dict(),
             "rng": rng_state(),
-            "trainer": {"best": self.best},
+            "trainer": {"best": self.best, "rollbacks": self.rollbacks, "lr_scale": self.lr_scale},
         }
 
     def checkpoint_meta(self) -> dict:
@@ -188,9 +304,29 @@ class Trainer:
             "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def save(self) -> Path:
+    def checked_state(self, pending: dict[str, torch.Tensor] | None = None) -> dict:
+        """state_dict(), after checking (one host sync) that no parameter, buffer, optimizer
+        moment or pending loss is NaN/inf: nothing non-finite is ever saved."""
+        state = self.state_dict()
+        flags: dict[str, torch.Tensor] = {}
+        for group in ("modules", "optimizers"):
+            for name, sub in state[group].items():
+                flag = _all_finite(list(_tensors(sub)), self.device)
+                if flag is not None:
+                    what = "weights" if group == "modules" else "optimizer state"
+                    flags[f"{name} {what}"] = flag
+        for key, value in (pending or {}).items():
+            flags[key] = torch.isfinite(value).all().to(self.device)
+        if flags:
+            ok = torch.stack(list(flags.values())).tolist()
+            bad = [name for name, good in zip(flags, ok) if not good]
+            if bad:
+                raise _Diverged(bad, self.step)
+        return state
+
+    def save(self, pending: dict[str, torch.Tensor] | None = None) -> Path:
         path = save_checkpoint(
-            self.checkpoint_dir, self.step, self.state_dict(), self.checkpoint_meta()
+            self.checkpoint_dir, self.step, self.checked_state(pending), self.checkpoint_meta()
         )
         prune_checkpoints(self.checkpoint_dir, self.cfg.logging.keep_checkpoints)
         return path
@@ -203,6 +339,13 @@ class Trainer:
                 f"{meta.get('data_shape')}, but the recipe trains {self.cfg.method!r} on "
                 f"{list(self.data.shape)}; was it written by another recipe?"
             )
+        self._apply_state(state, int(meta["step"]), path)
+
+    def _snapshot(self) -> tuple[int, dict]:
+        """A deep copy of the full state on the CPU, as a checkpoint would hold it."""
+        return self.step, unflatten_state(*flatten_state(self.state_dict()))
+
+    def _apply_state(self, state: dict, step: int, path: Path | str) -> None:
         modules = dict(self.method.modules())
         if self.ema is not None:
             modules["generator_ema"] = self.ema.model
@@ -217,8 +360,101 @@ class Trainer:
         self.method.load_extra_state(state["method"])
         self.data.load_state_dict(state["data"])
         set_rng_state(state["rng"])
-        self.best = state.get("trainer", {}).get("best")
-        self.step = int(meta["step"])
+        trainer = state.get("trainer", {})
+        self.best = trainer.get("best")
+        self.rollbacks = int(trainer.get("rollbacks", 0))
+        self.lr_scale = float(trainer.get("lr_scale", 1.0))
+        self.step = step
+
+    # -- divergence guard -------------------------------------------------------------------
+    def _health_flags(self) -> dict[str, torch.Tensor]:
+        """0-d bool tensors (on the device, no sync): are the parameters and the last
+        gradients of each network finite?"""
+        flags = {}
+        for name, module in self.method.modules().items():
+            params = list(module.parameters())
+            for what, tensors in (
+                ("parameters", params),
+                ("gradients", [p.grad for p in params if p.grad is not None]),
+            ):
+                flag = _all_finite(tensors, self.device)
+                if flag is not None:
+                    flags[f"{name} {what}"] = flag
+        return flags
+
+    def _check_health(self) -> None:
+        flags = self._health_flags()
+        if flags:
+            ok = torch.stack(list(flags.values())).tolist()
+            bad = [name for name, good in zip(flags, ok) if not good]
+            if bad:
+                raise _Diverged(bad, self.step)
+
+    def _diverged_message(self, d: _Diverged) -> str:
+        found = list_checkpoints(self.checkpoint_dir)
+        where = f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was saved"
+        when = (
+            f"in the {d.window} steps up to step {d.step}"
+            if d.window is not None
+            else f"at step {d.step}"
+        )
+        guard = self.cfg.guard
+        if guard.rollbacks == 0:
+            tried = "the divergence guard is off (guard.rollbacks=0)"
+        else:
+            tried = (
+                f"this is divergence number {self.rollbacks + 1}: after {self.rollbacks} "
+                f"rollbacks (guard.rollbacks={guard.rollbacks}, learning rates now "
+                f"{self.lr_scale:g} x the recipe's) it diverged again"
+            )
+        return (
+            f"training diverged: {', '.join(d.what)} became non-finite (NaN or inf) {when}; "
+            f"{tried}; {where}. Lower the learning rates (optim.*.lr) or add a regularizer, "
+            "then resume or start again."
+        )
+
+    def _rollback(self, d: _Diverged, log: MetricsLog) -> None:
+        """Restore the last good state, scale the learning rates and reseed, or stop."""
+        guard = self.cfg.guard
+        if self.rollbacks >= guard.rollbacks:
+            raise TrainingError(self._diverged_message(d))
+        found = list_checkpoints(self.checkpoint_dir)
+        count, scale = self.rollbacks + 1, self.lr_scale * guard.lr_factor
+        if found:
+            self.load(found[-1])
+            origin = str(found[-1])
+        elif self._initial is not None:
+            step, state = self._initial
+            self._apply_state(state, step, "the initial state")
+            origin = f"the initial state (step {step})"
+        else:  # pragma: no cover - fit() always keeps one of the two
+            raise TrainingError(self._diverged_message(d))
+        ratio = scale / self.lr_scale  # the restored optimizers carry the restored scale
+        for opt in self.method.optimizers().values():
+            for group in opt.param_groups:
+                group["lr"] = group["lr"] * ratio
+        self.rollbacks, self.lr_scale = count, scale
+        # a retry with other data batches and other global random draws, not a replay of the
+        # diverging trajectory (which with lr_factor 1 would diverge again, identically)
+        salt = mix_seed(self.cfg.seed, count)
+        seed_everything(salt)
+        self.data.reseed(salt)
+        self._trim_metrics()
+        event = {
+            "event": "rollback",
+            "rollback": count,
+            "of": guard.rollbacks,
+            "detected_at": d.step,
+            "non_finite": d.what,
+            "restored": origin,
+            "lr_scale": scale,
+        }
+        log.event(self.step, event)
+        _warn(
+            f"{', '.join(d.what)} became non-finite at step {d.step}; rolled back to {origin} "
+            f"(rollback {count} of {guard.rollbacks}), learning rates now {scale:g} x the "
+            "recipe's"
+        )
 
     # -- the loop ---------------------------------------------------------------------------
     def sample_generator(self) -> torch.nn.Module:
@@ -241,13 +477,15 @@ class Trainer:
     def fit(self) -> dict:
         cfg = self.cfg
         log_cfg = cfg.logging
-        log = MetricsLog(self.run_dir, log_cfg.tensorboard)
         total = cfg.schedule.steps
+        if not list_checkpoints(self.checkpoint_dir):
+            self._initial = self._snapshot()  # the guard's rollback target until a checkpoint
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         last_log_time, last_log_step = time.perf_counter(), self.step
         last_values: dict[str, float] = {}
         status = "finished"
+        log = MetricsLog(self.run_dir, log_cfg.tensorboard)
         bar = tqdm(
             total=total,
             initial=self.step,
@@ -259,46 +497,79 @@ class Trainer:
         try:
             with _StopFlag() as stop:
                 while self.step < total:
-                    logs = self.method.train_step(self.step)
-                    self.step += 1
-                    if self.ema is not None:
-                        self.ema.update(self.method.generator, self.step)
-                    for key, value in logs.items():
-                        if key in sums:
-                            sums[key] += value
-                            counts[key] += 1
-                        else:
-                            sums[key], counts[key] = value.clone(), 1
-                    bar.update(1)
-                    if self.step % log_cfg.every == 0 or self.step == total:
-                        now = time.perf_counter()
-                        last_values = self._log(
-                            log, sums, counts, now - last_log_time, self.step - last_log_step
-                        )
+                    try:
+                        logs = self.method.train_step(self.step)
+                        self.step += 1
+                        if self.ema is not None:
+                            self.ema.update(self.method.generator, self.step)
+                        for key, value in logs.items():
+                            if key in sums:
+                                sums[key] += value
+                                counts[key] += 1
+                            else:
+                                sums[key], counts[key] = value.clone(), 1
+                        bar.update(1)
+                        if self.step % log_cfg.every == 0 or self.step == total:
+                            now = time.perf_counter()
+                            last_values = self._log(
+                                log, sums, counts, now - last_log_time, self.step - last_log_step
+                            )
+                            sums, counts = {}, {}
+                            last_log_time, last_log_step = now, self.step
+                            bar.set_postfix(
+                                {k: f"{last_values[k]:.3f}" for k in ("d_loss", "g_loss")}
+                            )
+                        if self.step % log_cfg.sample_every == 0 or self.step == total:
+                            self.write_samples(log)
+                        ev = cfg.eval
+                        if ev.every and (self.step % ev.every == 0 or self.step == total):
+                            self._check_health()
+                            self.evaluate(log)
+                        if self.step % log_cfg.checkpoint_every == 0 or self.step == total:
+                            self.save(sums)
+                    except _Diverged as d:
+                        self._rollback(d, log)
                         sums, counts = {}, {}
-                        last_log_time, last_log_step = now, self.step
-                        bar.set_postfix({k: f"{last_values[k]:.3f}" for k in ("d_loss", "g_loss")})
-                    if self.step % log_cfg.sample_every == 0 or self.step == total:
-                        self.write_samples(log)
-                    ev = cfg.eval
-                    if ev.every and (self.step % ev.every == 0 or self.step == total):
-                        self.evaluate(log)
-                    if self.step % log_cfg.checkpoint_every == 0 or self.step == total:
-                        self.save()
+                        last_log_time, last_log_step = time.perf_counter(), self.step
+                        bar.n = self.step
+                        bar.refresh()
+                        continue
                     if stop.requested:
                         status = "interrupted"
-                        self.save()
+                        try:
+                            self.save(sums)
+                        except _Diverged as d:  # keep the last good checkpoint, stop anyway
+                            _warn(f"{d} non-finite at step {self.step}; not saved")
                         break
         except KeyboardInterrupt:
             status = "interrupted"  # second Ctrl-C: the last complete checkpoint stands
         except TrainingError:
-            self._write_run_info("failed")
+            self._fail()
             raise
+        except OSError as exc:  # disk full, folder removed or made read-only mid-run
+            self._fail()
+            found = list_checkpoints(self.checkpoint_dir)
+            where = f"the last complete checkpoint is {found[-1]}" if found else "no checkpoint"
+            raise TrainingError(
+                f"cannot write to the run folder {self.run_dir} at step {self.step} "
+                f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}); "
+                f"{where}. Free space or fix the folder, then `gankit train --resume "
+                f"{self.run_dir}`."
+            ) from None
         finally:
             bar.close()
             log.close()
+            self._initial = None
         self._write_run_info(status)
+        self._unlock()
         return {"status": status, "step": self.step, "last": last_values}
+
+    def _fail(self) -> None:
+        try:
+            self._write_run_info("failed")
+        except OSError:
+            pass
+        self._unlock()
 
     def evaluate(self, log: MetricsLog) -> dict:
         """Score the sampling generator; keep RUN_DIR/best when `eval.best` improved."""
@@ -326,26 +597,51 @@ class Trainer:
             if self.best is None or (value < self.best if lower else value > self.best):
                 self.best = float(value)
                 meta = {**self.checkpoint_meta(), "best": {ev.best: self.best}, "eval": result}
-                save_checkpoint(self.run_dir / "best", self.step, self.state_dict(), meta)
+                save_checkpoint(self.run_dir / "best", self.step, self.checked_state(), meta)
                 prune_checkpoints(self.run_dir / "best", keep=1)
         return result
 
     def _log(self, log, sums, counts, seconds, steps) -> dict[str, float]:
         keys = list(sums)
-        totals = torch.stack([sums[k].float() for k in keys]).tolist()  # the one host sync
+        flags = self._health_flags()  # parameters and gradients, checked in the same sync
+        totals = torch.stack(
+            [sums[k].float() for k in keys] + [f.float() for f in flags.values()]
+        ).tolist()  # the one host sync
         values = {k: t / counts[k] for k, t in zip(keys, totals)}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
+        bad += [name for name, ok in zip(flags, totals[len(keys) :]) if not ok]
         if bad:
-            found = list_checkpoints(self.checkpoint_dir)
-            where = (
-                f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was saved"
-            )
-            raise TrainingError(
-                f"training diverged: {', '.join(bad)} became non-finite (NaN or inf) in the "
-                f"{steps} steps up to step {self.step}; {where}. Lower the learning rates "
-                "(optim.*.lr) or add a regularizer, then resume or start again."
-            )
+            raise _Diverged(bad, self.step, window=steps)
         values["steps_per_sec"] = steps / max(seconds, 1e-9)
         values["samples_per_sec"] = values["steps_per_sec"] * self.cfg.schedule.batch_size
         log.scalars(self.step, values)
         return values
+
+
+def _tensors(value):
+    """Every tensor in a nested state (dicts, lists, tuples)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
+
+
+def _all_finite(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor | None:
+    """A 0-d bool tensor on `device` (no host sync): are all floating tensors free of NaN/inf?
+    The max-abs norm of each tensor is finite exactly when the tensor is, and _foreach_norm
+    takes a whole group of tensors per kernel. None when there is nothing to check."""
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for t in tensors:
+        if t.is_floating_point() and t.numel():
+            groups.setdefault((t.device, t.dtype), []).append(t.detach())
+    flags = []
+    for group in groups.values():
+        norms = torch._foreach_norm(group, float("inf"))
+        flags.append(torch.stack(norms).isfinite().all().to(device))
+    if not flags:
+        return None
+    return flags[0] if len(flags) == 1 else torch.stack(flags).all()
