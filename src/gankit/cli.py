@@ -1,4 +1,4 @@
-"""The `gankit` command line: train, sample, eval, classifier, presets."""
+"""The `gankit` command line: train, sample, eval, report, classifier, presets."""
 
 from __future__ import annotations
 
@@ -177,6 +177,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from gankit.report import write_report
+
+    out = write_report([Path(p) for p in args.run_dirs], Path(args.out))
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB); open it in a browser")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import shlex
+
+    from gankit.sweep import run_sweep
+
+    overrides = _overrides(args.set)
+    command = ["gankit", "sweep", args.recipe]
+    for item in args.grid:
+        command += ["--grid", item]
+    command += ["--seeds", str(args.seeds), "--jobs", str(args.jobs)]
+    for flag, value in (("--out", args.out), ("--steps", args.steps), ("--metrics", args.metrics)):
+        if value is not None:
+            command += [flag, str(value)]
+    if overrides:
+        command += ["--set", *overrides]
+    result = run_sweep(
+        args.recipe,
+        args.grid,
+        seeds=args.seeds,
+        jobs=args.jobs,
+        out=args.out,
+        steps=args.steps,
+        overrides=overrides,
+        metrics=_metric_list(args.metrics),
+        command=shlex.join(command),
+    )
+    if result["failed"]:
+        print(f"gankit: error: {len(result['failed'])} run(s) did not finish:", file=sys.stderr)
+        for run in result["failed"]:
+            print(f"  {run['path']}: {run.get('error', run['status'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gankit", description="Train, stabilize and evaluate GANs."
@@ -226,6 +268,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="also print eval.json")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="write one self-contained HTML page about runs")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="one or more run folders")
+    p.add_argument("--out", default="report.html", help="the HTML file (default report.html)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "sweep", help="train and evaluate a grid of recipe variants x seeds, tabulate mean ± std"
+    )
+    p.add_argument("recipe", help="a recipe YAML file or a preset name")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a recipe key and its values (YAML, as for --set); repeat for more axes",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per cell (default 3)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    p.add_argument("--out", help="sweep folder (default sweeps/NAME-TIMESTAMP); rerun to resume")
+    p.add_argument("--steps", type=int, help="schedule.steps of every run")
+    p.add_argument(
+        "--set", nargs="+", action="append", metavar="KEY=VALUE", help="overrides for every run"
+    )
+    p.add_argument("--metrics", help="gankit eval's --metrics (default: all that apply)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("classifier", help="train a classifier to use as a metric's features")
     csub = p.add_subparsers(dest="classifier_command", metavar="COMMAND", required=True)

@@ -51,6 +51,9 @@ class Method:
     """Base class. Subclasses build their players in __init__ and implement train_step."""
 
     generator: nn.Module  # the network to sample from
+    # Set by the trainer to True on the steps whose logs it reads (log steps): statistics that
+    # cost extra work (gradient norms) are computed only then, so the hot loop stays lean.
+    collect_stats: bool = False
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         self.cfg = cfg

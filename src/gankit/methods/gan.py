@@ -2,6 +2,12 @@
 
 The fake batch of the last discriminator step is generated with gradients on and reused for the
 generator step (as in PyTorch's DCGAN example): one generator forward pass per step saved.
+
+Statistics for the log: D's mean raw scores on real and fake batches (d_real, d_fake) and, for
+the objectives whose scores are logits of P(real) (minimax, non-saturating), the mean
+probabilities p_real and p_fake. On the trainer's log steps (`collect_stats`) also each
+player's gradient norm (the L2 norm over all its parameters' gradients after backward of its
+full loss: objective, regularizers and tricks) and D's `d_separation` (see `separation`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext, build_regularizer
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
+
+# Objectives whose discriminator scores are logits of P(real): sigmoid(score) is a probability.
+# Least squares also trains toward targets, but its scores are not logits.
+PROBABILISTIC = ("minimax", "non_saturating")
 
 
 class GANMethod(Method):
@@ -41,6 +51,7 @@ class GANMethod(Method):
         self.batch_size = cfg.schedule.batch_size
         self.n_critic = cfg.schedule.n_critic
         self.adversarial_g_loss = not any(t.replaces_generator_loss for t in self.tricks)
+        self.probabilistic = self.objective.name in PROBABILISTIC
         self.real: Tensor | None = None  # the real batch of the last discriminator step
         for trick in self.tricks:
             trick.attach(self)
@@ -94,10 +105,16 @@ class GANMethod(Method):
         if d_loss is None:
             d_loss = self.objective.d_loss(d_real, d_fake)
         logs = {"d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+        if self.probabilistic:
+            logs["p_real"] = torch.sigmoid(d_real.detach()).mean()
+            logs["p_fake"] = torch.sigmoid(d_fake.detach()).mean()
         ctx = RegularizerContext(D, real, fake, step)
         d_loss = self._add_terms(d_loss, logs, ctx, self.d_regularizers, "d")
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
+        if self.collect_stats:
+            logs["grad_norm/discriminator"] = grad_norm(D)
+            logs["d_separation"] = separation(d_real.detach(), d_fake.detach())
         self.opt_d.step()
         if self.objective.weight_clip is not None:
             clip = self.objective.weight_clip
@@ -123,6 +140,8 @@ class GANMethod(Method):
             g_loss = self._add_terms(g_loss, logs, ctx, self.g_regularizers, "g")
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
+            if self.collect_stats:
+                logs["grad_norm/generator"] = grad_norm(self.generator)
             self.opt_g.step()
             for trick in self.tricks:
                 trick.after_step("g")
@@ -142,6 +161,23 @@ class GANMethod(Method):
             logs = self.discriminator_step(step, fake)
         logs.update(self.generator_step(step, fake))
         return logs
+
+
+def grad_norm(module: nn.Module) -> Tensor:
+    """sqrt(sum of squared gradient entries) over all parameters, as a 0-d tensor on the device
+    (no host sync: the trainer reads it with the losses)."""
+    grads = [p.grad.detach() for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=next(module.parameters()).device)
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def separation(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """How many standard deviations apart D puts real and fake scores (signal detection's d'):
+    (mean D(x) - mean D(G(z))) / sqrt((var D(x) + var D(G(z))) / 2). Scale-free, so it reads the
+    same for every objective; above ~5 the two score distributions barely overlap."""
+    pooled = (d_real.float().var(unbiased=False) + d_fake.float().var(unbiased=False)) / 2
+    return (d_real.float().mean() - d_fake.float().mean()) / torch.sqrt(pooled + 1e-12)
 
 
 def _to_device(state, device: torch.device):

@@ -3,6 +3,12 @@
 The loop knows nothing about the method's players. Losses stay on the device and are summed
 there; the host reads them only every `logging.every` steps, so the hot loop never waits.
 
+Training statistics: on log steps the method also computes each player's gradient norm
+(`collect_stats`), and the trainer measures sample diversity (`diversity`: mean pairwise distance
+of DIVERSITY_N fixed-noise samples over that of real data), read in the same host sync. A
+Watchdog (training/diagnostics.py) turns these values into warnings (discriminator wins, sample
+diversity drops): event lines in metrics.jsonl, printed like rollbacks.
+
 Divergence guard: at every logging step (in the same single host sync as the losses) and before
 every checkpoint, the losses, parameters and gradients are checked for NaN/inf. A non-finite
 value rolls the run back to its last good checkpoint (or its initial state), multiplies the
@@ -42,6 +48,7 @@ from gankit.training.checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
+from gankit.training.diagnostics import Watchdog
 from gankit.training.ema import EMA
 from gankit.training.outputs import (
     MetricsLog,
@@ -52,6 +59,8 @@ from gankit.training.outputs import (
 from gankit.training.rng import mix_seed, rng_state, seed_everything, set_rng_state
 
 N_POINTS_2D = 2500  # PacGAN's sample count for the 2D mixtures
+DIVERSITY_N = 64  # generated samples whose spread is compared with real data's at log steps
+DIVERSITY_N_REAL = 256  # real samples for the reference spread (computed once)
 LOCK_FILE = ".lock"
 logger = logging.getLogger("gankit.training")
 
@@ -146,6 +155,7 @@ class Trainer:
         self._initial: tuple[int, dict] | None = None  # state to roll back to before any checkpoint
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
+        self.watchdog = Watchdog(cfg.logging.every)
         if resume:
             self._resume()
         else:
@@ -159,6 +169,15 @@ class Trainer:
             self.device,
             noise_gen,
         )
+        g_cfg = cfg.generator
+        self.diversity_noise = sample_latent(
+            DIVERSITY_N,
+            g_cfg["latent_dim"],
+            g_cfg["latent_dist"],
+            self.device,
+            torch.Generator(device=self.device).manual_seed(cfg.seed + 3),
+        )
+        self.real_spread = _mean_distance(self.data.reference(DIVERSITY_N_REAL))
 
     @property
     def _is_2d(self) -> bool:
@@ -291,7 +310,12 @@ class Trainer:
             "method": self.method.extra_state(),
             "data": self.data.state_dict(),
             "rng": rng_state(),
-            "trainer": {"best": self.best, "rollbacks": self.rollbacks, "lr_scale": self.lr_scale},
+            "trainer": {
+                "best": self.best,
+                "rollbacks": self.rollbacks,
+                "lr_scale": self.lr_scale,
+                "watchdog": self.watchdog.state_dict(),
+            },
         }
 
     def checkpoint_meta(self) -> dict:
@@ -364,6 +388,7 @@ class Trainer:
         self.best = trainer.get("best")
         self.rollbacks = int(trainer.get("rollbacks", 0))
         self.lr_scale = float(trainer.get("lr_scale", 1.0))
+        self.watchdog.load_state_dict(trainer.get("watchdog", {}))
         self.step = step
 
     # -- divergence guard -------------------------------------------------------------------
@@ -498,6 +523,11 @@ class Trainer:
             with _StopFlag() as stop:
                 while self.step < total:
                     try:
+                        # the method computes its costlier statistics only when they are read
+                        next_step = self.step + 1
+                        self.method.collect_stats = next_step % log_cfg.every == 0 or (
+                            next_step == total
+                        )
                         logs = self.method.train_step(self.step)
                         self.step += 1
                         if self.ema is not None:
@@ -604,18 +634,42 @@ class Trainer:
     def _log(self, log, sums, counts, seconds, steps) -> dict[str, float]:
         keys = list(sums)
         flags = self._health_flags()  # parameters and gradients, checked in the same sync
+        diversity = self._diversity()
         totals = torch.stack(
-            [sums[k].float() for k in keys] + [f.float() for f in flags.values()]
+            [sums[k].float() for k in keys]
+            + [f.float() for f in flags.values()]
+            + [diversity.float()]
         ).tolist()  # the one host sync
         values = {k: t / counts[k] for k, t in zip(keys, totals)}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
-        bad += [name for name, ok in zip(flags, totals[len(keys) :]) if not ok]
+        bad += [name for name, ok in zip(flags, totals[len(keys) : -1]) if not ok]
         if bad:
             raise _Diverged(bad, self.step, window=steps)
+        if math.isfinite(totals[-1]):
+            values["diversity"] = totals[-1]
         values["steps_per_sec"] = steps / max(seconds, 1e-9)
         values["samples_per_sec"] = values["steps_per_sec"] * self.cfg.schedule.batch_size
         log.scalars(self.step, values)
+        for kind, message in self.watchdog.check(self.step, values):
+            log.event(self.step, {"event": "warning", "kind": kind, "message": message})
+            _warn(message)
         return values
+
+    @torch.no_grad()
+    def _diversity(self) -> torch.Tensor:
+        """Mean pairwise distance of fixed-noise samples of the trained generator (eval mode,
+        as for sample grids) over that of real data: near 0 when the samples collapsed."""
+        G = self.method.generator
+        was_training = G.training
+        G.eval()
+        fake = G(self.diversity_noise)
+        G.train(was_training)
+        return _mean_distance(fake) / self.real_spread
+
+
+def _mean_distance(x: torch.Tensor) -> torch.Tensor:
+    """Mean Euclidean distance over all pairs of distinct samples (flattened), on the device."""
+    return torch.pdist(x.detach().flatten(1).float()).mean()
 
 
 def _tensors(value):
