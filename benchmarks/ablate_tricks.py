@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -127,9 +128,15 @@ def execute(root: Path, t: dict) -> dict:
 
 
 def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    """mean ± std over seeds; seeds with an infinite score (reverse KL with no high-quality
+    sample at all) are counted apart, not averaged."""
+    finite = [v for v in values if math.isfinite(v)]
+    extra = f" (+{len(values) - len(finite)} inf)" if len(finite) < len(values) else ""
+    if not finite:
+        return "inf"
+    if len(finite) == 1:
+        return f"{finite[0]:.2f}{extra}"
+    return f"{statistics.mean(finite):.2f} ± {statistics.stdev(finite):.2f}{extra}"
 
 
 def table(results: list[dict], task: str) -> str:
