@@ -15,11 +15,14 @@ from gankit.regularizers.gradient_penalty import GradientPenalty, gradient_penal
 
 
 class LinearCritic(nn.Module):
-    """D(x) = w . x (flattened): its input gradient is w everywhere."""
+    """D(x) = w . x (flattened): its input gradient is w everywhere; features(x) = x flattened."""
 
     def __init__(self, w):
         super().__init__()
         self.w = nn.Parameter(torch.tensor(w, dtype=torch.float64))
+
+    def features(self, x):
+        return x.flatten(1)
 
     def forward(self, x):
         return x.flatten(1) @ self.w

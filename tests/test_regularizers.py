@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from torch import nn
+from test_gradient_penalty import LinearCritic, Recorder  # the same test critics
 
 from gankit.errors import ConfigError
 from gankit.models import build_discriminator, build_generator
@@ -14,33 +14,6 @@ from gankit.regularizers import REGULARIZERS, RegularizerContext, build_regulari
 from gankit.regularizers.dragan import DRAGAN, dragan_penalty
 from gankit.regularizers.pull_away import PullAway, pull_away
 from gankit.regularizers.r1 import R1, R2, r1_penalty
-
-
-class LinearCritic(nn.Module):
-    """D(x) = w . x (flattened): its input gradient is w everywhere; features(x) = x flattened."""
-
-    def __init__(self, w):
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor(w, dtype=torch.float64))
-
-    def features(self, x):
-        return x.flatten(1)
-
-    def forward(self, x):
-        return x.flatten(1) @ self.w
-
-
-class Recorder(nn.Module):
-    """Wraps a critic and keeps the inputs it was called with."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x):
-        self.seen.append(x.detach().clone())
-        return self.inner(x)
 
 
 def seeded(seed: int) -> torch.Generator:
