@@ -97,6 +97,29 @@ class GuardConfig:
 
 
 @dataclass
+class FastConfig:
+    """Fast mode: reduced-precision autocast, channels_last and fused optimizers where they are
+    safe and measured to help (training/fast.py resolves `auto`); `enabled: false` trains in
+    plain fp32 like a hand-written PyTorch loop. `compile` wraps G and D in torch.compile (slow
+    first steps; not with double-backward penalties)."""
+
+    enabled: bool = True
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True  # convolutional models only
+    fused_optimizer: bool = True
+    compile: bool = False
+
+
+@dataclass
+class DistributedConfig:
+    """Data-parallel training under torchrun (read only when WORLD_SIZE > 1).
+    schedule.batch_size is the global batch; each rank trains on batch_size / world_size."""
+
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on CUDA, gloo on CPU
+    sync_batchnorm: bool = False  # CUDA only: BatchNorm statistics over the global batch
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     description: str = ""
@@ -116,6 +139,8 @@ class RunConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    fast: FastConfig = field(default_factory=FastConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
