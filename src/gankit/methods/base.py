@@ -7,23 +7,38 @@ from torch import Tensor, nn
 
 from gankit.config import OptimizerConfig, RunConfig
 from gankit.data.base import DataSource
+from gankit.errors import ConfigError
 
 
-def build_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+def build_optimizer(params, cfg: OptimizerConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """fused: one kernel for all parameters' updates (Adam, SGD) or the multi-tensor foreach
+    implementation (RMSprop has no fused kernel); False: PyTorch's defaults."""
     params = list(params)
+    speed = {"fused": True} if fused and cfg.name in ("adam", "sgd") else {}
+    if fused and cfg.name == "rmsprop":
+        speed = {"foreach": True}
     if cfg.name == "adam":
         return torch.optim.Adam(
-            params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
+            params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, **speed
         )
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(
-            params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum, **speed
         )
-    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum, **speed
+    )
 
 
 class Noise:
-    """The generator's latent noise, from its own seeded generator (its state is checkpointed)."""
+    """The generator's latent noise, from its own seeded generator (its state is checkpointed).
+
+    Under data-parallel training (`shard`), every process draws the same global batch of n rows
+    from the shared stream and keeps its own n / world rows, so the stream and its state are
+    those of a single process."""
+
+    rank: int = 0
+    world: int = 1
 
     def __init__(self, dim: int, dist: str, seed: int, device: torch.device):
         self.dim = dim
@@ -31,8 +46,24 @@ class Noise:
         self.device = device
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
+    def shard(self, rank: int, world: int) -> None:
+        """From now on, __call__(n) returns rows [rank * n/world, (rank + 1) * n/world) of an
+        n-row draw."""
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in [0, {world})")
+        self.rank, self.world = rank, world
+
     def __call__(self, n: int) -> Tensor:
-        return sample_latent(n, self.dim, self.dist, self.device, self.generator)
+        z = sample_latent(n, self.dim, self.dist, self.device, self.generator)
+        if self.world == 1:
+            return z
+        if n % self.world:
+            raise ConfigError(
+                f"latent noise: a global batch of {n} rows cannot be split evenly among "
+                f"{self.world} processes; use batch sizes that are multiples of {self.world}"
+            )
+        b = n // self.world
+        return z[self.rank * b : (self.rank + 1) * b]
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

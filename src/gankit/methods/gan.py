@@ -12,15 +12,19 @@ full loss: objective, regularizers and tricks) and D's `d_separation` (see `sepa
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
+from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext, build_regularizer
+from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 # Objectives whose discriminator scores are logits of P(real): sigmoid(score) is a probability.
@@ -33,18 +37,34 @@ class GANMethod(Method):
         super().__init__(cfg, data, device)
         self.objective = build_objective(cfg.objective)
         self.tricks = build_tricks(cfg, self.objective)
+        self.fast = fast = FastMode(cfg.fast, device)
         generator = wrap_generator(self.tricks, build_generator(cfg.generator, data.shape), cfg)
         discriminator = build_discriminator(cfg.discriminator, data.shape)
-        self.generator = generator.to(device)
-        self.discriminator = wrap_discriminator(self.tricks, discriminator, cfg).to(device)
+        self.generator = fast.prepare(generator.to(device))
+        discriminator = wrap_discriminator(self.tricks, discriminator, cfg).to(device)
+        self.discriminator = fast.prepare(discriminator)
         specs = [*self.objective.regularizers, *cfg.regularizers]
         regularizers = [
             build_regularizer(spec, f"regularizers[{i}]") for i, spec in enumerate(specs)
         ]
+        if fast.compile and any(r.double_backward for r in regularizers):
+            raise ConfigError(
+                "fast.compile: torch.compile cannot differentiate twice, which the gradient "
+                "penalties in this recipe do; set fast.compile=false"
+            )
         self.d_regularizers = [r for r in regularizers if r.player == "d"]
         self.g_regularizers = [r for r in regularizers if r.player == "g"]
-        self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator)
-        self.opt_d = build_optimizer(self.discriminator.parameters(), cfg.optim.discriminator)
+        fused = fast.fused_optimizer
+        self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
+        self.opt_d = build_optimizer(
+            self.discriminator.parameters(), cfg.optim.discriminator, fused
+        )
+        # compiled versions for the step's forward passes (fast.compile); tricks, penalties,
+        # checkpoints and sampling use the modules themselves (the parameters are shared)
+        self._compiled = {
+            "G": fast.compiled(self.generator),
+            "D": fast.compiled(self.discriminator),
+        }
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
         )
@@ -56,6 +76,17 @@ class GANMethod(Method):
         for trick in self.tricks:
             trick.attach(self)
 
+    @property
+    def G_fwd(self) -> nn.Module:
+        """The generator for the step's forward passes."""
+        compiled = self._compiled["G"]
+        return self.generator if compiled is None else compiled
+
+    @property
+    def D_fwd(self) -> nn.Module:
+        compiled = self._compiled["D"]
+        return self.discriminator if compiled is None else compiled
+
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
@@ -64,10 +95,11 @@ class GANMethod(Method):
 
     def extra_state(self) -> dict:
         tricks = {t.name: t.state_dict() for t in self.tricks}
-        return {"noise": self.noise.state_dict(), "tricks": tricks}
+        return {"noise": self.noise.state_dict(), "tricks": tricks, "fast": self.fast.state_dict()}
 
     def load_extra_state(self, state: dict) -> None:
         self.noise.load_state_dict(state["noise"])
+        self.fast.load_state_dict(state.get("fast", {}))
         saved = state.get("tricks", {})
         for trick in self.tricks:
             if saved.get(trick.name):
@@ -80,9 +112,20 @@ class GANMethod(Method):
         return x
 
     def _add_terms(self, loss, logs, ctx, regularizers, player):
+        exact = None  # the context in fp32, for penalties that differentiate D's gradient
         for reg in regularizers:
             if reg.active(ctx.step):
-                term = reg(ctx)
+                if reg.double_backward:
+                    # under bf16 autocast their parameter gradients were off by up to 11% of
+                    # the largest entry (tests/training/test_fast.py): run them in fp32
+                    if exact is None:
+                        exact = dataclasses.replace(
+                            ctx, real=ctx.real.float(), fake=ctx.fake.float()
+                        )
+                    with self.fast.full_precision():
+                        term = reg(exact)
+                else:
+                    term = reg(ctx)
                 logs[f"reg/{type(reg).__name__}"] = term.detach()
                 loss = loss + term
         for trick in self.tricks:
@@ -94,28 +137,32 @@ class GANMethod(Method):
         return loss
 
     def discriminator_step(self, step: int, fake: Tensor) -> dict[str, Tensor]:
-        D = self.discriminator
+        D, fast = self.discriminator, self.fast
         real, _ = self.data.batch(self.batch_size)
         real, fake = self.perturb(real, step), self.perturb(fake.detach(), step)
         self.real = real
-        d_real, d_fake = D(real), D(fake)  # separate passes: BatchNorm sees each batch alone
-        d_loss = None
-        for trick in self.tricks:
-            d_loss = trick.d_loss(self.objective, d_real, d_fake) if d_loss is None else d_loss
-        if d_loss is None:
-            d_loss = self.objective.d_loss(d_real, d_fake)
-        logs = {"d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
-        if self.probabilistic:
-            logs["p_real"] = torch.sigmoid(d_real.detach()).mean()
-            logs["p_fake"] = torch.sigmoid(d_fake.detach()).mean()
-        ctx = RegularizerContext(D, real, fake, step)
-        d_loss = self._add_terms(d_loss, logs, ctx, self.d_regularizers, "d")
+        with fast.autocast():
+            # separate passes: BatchNorm sees each batch alone; scores and losses in fp32
+            d_real, d_fake = self.D_fwd(real).float(), self.D_fwd(fake).float()
+            d_loss = None
+            for trick in self.tricks:
+                if d_loss is None:
+                    d_loss = trick.d_loss(self.objective, d_real, d_fake)
+            if d_loss is None:
+                d_loss = self.objective.d_loss(d_real, d_fake)
+            logs = {"d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+            if self.probabilistic:
+                logs["p_real"] = torch.sigmoid(d_real.detach()).mean()
+                logs["p_fake"] = torch.sigmoid(d_fake.detach()).mean()
+            ctx = RegularizerContext(D, real, fake, step)
+            d_loss = self._add_terms(d_loss, logs, ctx, self.d_regularizers, "d")
         self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        fast.backward(d_loss)
         if self.collect_stats:
+            fast.unscale(self.opt_d)
             logs["grad_norm/discriminator"] = grad_norm(D)
             logs["d_separation"] = separation(d_real.detach(), d_fake.detach())
-        self.opt_d.step()
+        fast.step(self.opt_d)
         if self.objective.weight_clip is not None:
             clip = self.objective.weight_clip
             with torch.no_grad():
@@ -127,22 +174,24 @@ class GANMethod(Method):
         return logs
 
     def generator_step(self, step: int, fake: Tensor) -> Tensor:
-        D = self.discriminator
+        D, fast = self.discriminator, self.fast
         D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         try:
-            fake = self.perturb(fake, step)
-            if self.adversarial_g_loss:
-                g_loss = self.objective.g_loss(D(fake))
-            else:
-                g_loss = torch.zeros((), device=fake.device)
-            logs: dict[str, Tensor] = {}
-            ctx = RegularizerContext(D, self.real, fake, step)
-            g_loss = self._add_terms(g_loss, logs, ctx, self.g_regularizers, "g")
+            with fast.autocast():
+                fake = self.perturb(fake, step)
+                if self.adversarial_g_loss:
+                    g_loss = self.objective.g_loss(self.D_fwd(fake).float())
+                else:
+                    g_loss = torch.zeros((), device=fake.device)
+                logs: dict[str, Tensor] = {}
+                ctx = RegularizerContext(D, self.real, fake, step)
+                g_loss = self._add_terms(g_loss, logs, ctx, self.g_regularizers, "g")
             self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
+            fast.backward(g_loss)
             if self.collect_stats:
+                fast.unscale(self.opt_g)
                 logs["grad_norm/generator"] = grad_norm(self.generator)
-            self.opt_g.step()
+            fast.step(self.opt_g)
             for trick in self.tricks:
                 trick.after_step("g")
         finally:
@@ -151,13 +200,14 @@ class GANMethod(Method):
         return logs
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G = self.generator
+        G = self.G_fwd
         for i in range(self.n_critic):
             if i < self.n_critic - 1:
-                with torch.no_grad():
+                with torch.no_grad(), self.fast.autocast():
                     fake = G(self.noise(self.batch_size))
             else:
-                fake = G(self.noise(self.batch_size))  # kept for the generator step
+                with self.fast.autocast():
+                    fake = G(self.noise(self.batch_size))  # kept for the generator step
             logs = self.discriminator_step(step, fake)
         logs.update(self.generator_step(step, fake))
         return logs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError
@@ -26,8 +27,16 @@ class RegularizerContext:
     step: int
 
 
+def input_gradient(scores: Tensor, x: Tensor) -> Tensor:
+    """grad_x of sum(scores), kept differentiable (create_graph) for penalties on it."""
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad
+
+
 class Regularizer:
     player: str = "d"  # whose loss it is added to
+    # differentiates an input gradient: run in fp32 under fast mode, not with torch.compile
+    double_backward: bool = False
 
     def __init__(self, weight: float, interval: int):
         self.weight = weight
@@ -62,4 +71,10 @@ def build_regularizer(options: dict, where: str) -> Regularizer:
 
 from gankit.regularizers import dragan, gradient_penalty, pull_away, r1  # noqa: E402,F401
 
-__all__ = ["REGULARIZERS", "Regularizer", "RegularizerContext", "build_regularizer"]
+__all__ = [
+    "REGULARIZERS",
+    "Regularizer",
+    "RegularizerContext",
+    "build_regularizer",
+    "input_gradient",
+]

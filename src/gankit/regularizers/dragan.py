@@ -14,7 +14,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gankit.regularizers import REGULARIZERS, Regularizer, RegularizerContext
+from gankit.regularizers import (
+    REGULARIZERS,
+    Regularizer,
+    RegularizerContext,
+    input_gradient,
+)
 
 
 def dragan_penalty(
@@ -34,12 +39,14 @@ def dragan_penalty(
     alpha = torch.rand(alpha_shape, device=x.device, dtype=x.dtype, generator=generator)
     x_hat = (x + alpha * (x_p - x)).requires_grad_(True)
     scores = discriminator(x_hat)
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    grad = input_gradient(scores, x_hat)
     norms = grad.flatten(1).norm(2, dim=1)
     return ((norms - center) ** 2).mean()
 
 
 class DRAGAN(Regularizer):
+    double_backward = True
+
     def __init__(self, weight: float, interval: int, center: float, perturb_scale: float):
         super().__init__(weight, interval)
         self.center = center

@@ -9,7 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gankit.regularizers import REGULARIZERS, Regularizer, RegularizerContext
+from gankit.regularizers import (
+    REGULARIZERS,
+    Regularizer,
+    RegularizerContext,
+    input_gradient,
+)
 
 
 def gradient_penalty(
@@ -23,12 +28,14 @@ def gradient_penalty(
     eps = torch.rand(eps_shape, device=real.device, dtype=real.dtype, generator=generator)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     scores = discriminator(x_hat)
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    grad = input_gradient(scores, x_hat)
     norms = grad.flatten(1).norm(2, dim=1)
     return ((norms - center) ** 2).mean()
 
 
 class GradientPenalty(Regularizer):
+    double_backward = True
+
     def __init__(self, weight: float, interval: int, center: float):
         super().__init__(weight, interval)
         self.center = center

@@ -8,26 +8,34 @@ is the paper's gamma: R1 = gamma / 2 * E||grad_x D(x)||^2.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from gankit.regularizers import REGULARIZERS, Regularizer, RegularizerContext
+from gankit.regularizers import (
+    REGULARIZERS,
+    Regularizer,
+    RegularizerContext,
+    input_gradient,
+)
 
 
 def r1_penalty(discriminator: nn.Module, x: Tensor) -> Tensor:
     """0.5 * batch mean of ||grad_x D(x_i)||^2; x is detached first (R1: real, R2: fake)."""
     x = x.detach().requires_grad_(True)
     scores = discriminator(x)
-    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    grad = input_gradient(scores, x)
     return 0.5 * grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
 class R1(Regularizer):
+    double_backward = True
+
     def penalty(self, ctx: RegularizerContext) -> Tensor:
         return r1_penalty(ctx.discriminator, ctx.real)
 
 
 class R2(Regularizer):
+    double_backward = True
+
     def penalty(self, ctx: RegularizerContext) -> Tensor:
         return r1_penalty(ctx.discriminator, ctx.fake)
 

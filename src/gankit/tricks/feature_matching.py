@@ -61,9 +61,10 @@ class FeatureMatching(Trick):
         raise RuntimeError(f"layer {self.layer!r} was not used in the discriminator's forward")
 
     def g_penalty(self, ctx: RegularizerContext) -> Tensor:
+        # means in fp32: under fast mode's autocast the features may be bf16/fp16
         with torch.no_grad():
-            real = self.features(ctx.discriminator, ctx.real).mean(0)
-        fake = self.features(ctx.discriminator, ctx.fake).mean(0)
+            real = self.features(ctx.discriminator, ctx.real).float().mean(0)
+        fake = self.features(ctx.discriminator, ctx.fake).float().mean(0)
         return self.weight * (real - fake).pow(2).sum()
 
 
