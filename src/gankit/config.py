@@ -126,7 +126,8 @@ class RunConfig:
     source: str = ""  # the paper or recipe the settings come from
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    method: Literal["gan"] = "gan"
+    method: str = "gan"  # a registered method: gan, pacgan, unrolled, began, ebgan, gmmn, ...
+    method_options: dict[str, Any] = field(default_factory=dict)  # see methods/options.py
     data: dict[str, Any] = field(default_factory=lambda: {"name": "digits"})
     generator: dict[str, Any] = field(default_factory=lambda: {"name": "dcgan", "latent_dim": 64})
     discriminator: dict[str, Any] = field(default_factory=lambda: {"name": "dcgan"})
@@ -382,6 +383,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
         )
     if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", cfg.device):
         raise ConfigError(f"device: expected auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
+    from gankit.methods.options import resolve_method_options
+
+    cfg.method_options = resolve_method_options(cfg)  # last: its checks read the whole recipe
     return cfg
 
 

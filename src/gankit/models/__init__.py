@@ -43,6 +43,6 @@ def build_discriminator(
     return builder(in_shape=tuple(in_shape), **resolved)
 
 
-from gankit.models import dcgan, mlp, patchgan  # noqa: E402,F401
+from gankit.models import autoencoder, dcgan, mlp, patchgan  # noqa: E402,F401
 
 __all__ = ["DISCRIMINATORS", "GENERATORS", "build_discriminator", "build_generator"]

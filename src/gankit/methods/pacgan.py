@@ -1,0 +1,86 @@
+"""PacGAN (Lin et al. 2018, "PacGAN: The power of two samples in generative adversarial
+networks"): the discriminator judges packs of m samples instead of single samples.
+
+A pack is m consecutive samples of one batch concatenated along the feature axis: for vectors
+(N, d) -> (N/m, m d), for images (N, C, H, W) -> (N/m, m C, H, W) (channels of sample j of a
+pack at [j C, (j + 1) C)). Real and fake batches are packed separately, so a pack is all real or
+all fake. The discriminator is built for the packed shape (its input m times as wide) and
+otherwise unchanged; the step is the GAN method's.
+
+Packing happens where the GAN method hands inputs to the discriminator (`perturb`, after the
+per-sample tricks such as instance noise), so everything downstream sees packs: objectives,
+tricks and regularizers treat a pack as one sample of the product distribution P^m (a gradient
+penalty interpolates and normalizes per pack, R1 takes the gradient per pack), which is the
+GAN that PacGAN trains. The batch size (per process under torchrun) must be divisible by m.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gankit.config import RunConfig
+from gankit.data.base import DataSource
+from gankit.errors import ConfigError
+from gankit.methods.base import build_optimizer
+from gankit.methods.gan import GANMethod
+from gankit.methods.options import (
+    METHOD_OPTIONS,
+    at_least,
+    method_options,
+    scoring_discriminator,
+)
+from gankit.models import build_discriminator
+from gankit.tricks import wrap_discriminator
+
+
+def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:
+    """The shape of a pack of m samples of `shape`: the first (feature/channel) axis times m."""
+    return (m * shape[0], *shape[1:])
+
+
+def pack(x: Tensor, m: int) -> Tensor:
+    """(N, C, ...) -> (N/m, m C, ...): samples [i m, (i + 1) m) concatenated into pack i."""
+    n = x.shape[0]
+    if n % m:
+        raise ConfigError(
+            f"method_options.pack: a batch of {n} samples cannot be split into packs of {m}; "
+            f"use a batch size (per process under torchrun) divisible by {m}"
+        )
+    return x.reshape(n // m, m * x.shape[1], *x.shape[2:])
+
+
+class PacGANMethod(GANMethod):
+    def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
+        self.pack_size = method_options(cfg)["pack"]
+        super().__init__(cfg, data, device)
+        # the GAN method built D for single samples; rebuild it for packs (same recipe), with
+        # its optimizer, compiled version and the tricks attached to it
+        fast = self.fast
+        discriminator = build_discriminator(
+            cfg.discriminator, packed_shape(tuple(data.shape), self.pack_size)
+        )
+        discriminator = wrap_discriminator(self.tricks, discriminator, cfg).to(device)
+        self.discriminator = fast.prepare(discriminator)
+        self.opt_d = build_optimizer(
+            self.discriminator.parameters(), cfg.optim.discriminator, fast.fused_optimizer
+        )
+        self._compiled["D"] = fast.compiled(self.discriminator)
+        for trick in self.tricks:
+            trick.attach(self)
+
+    def perturb(self, x: Tensor, step: int) -> Tensor:
+        """Per-sample tricks first, then packing: every input of D is a batch of packs."""
+        return pack(super().perturb(x, step), self.pack_size)
+
+
+@METHOD_OPTIONS.register("pacgan")
+def pacgan_options(cfg, pack: int = 2) -> None:
+    """pack: samples per pack, m (PacGAN2, 3, 4 in the paper's tables)."""
+    at_least(pack, 1, "pack")
+    scoring_discriminator(cfg, "pacgan")
+    if cfg.schedule.batch_size % pack:
+        raise ConfigError(
+            f"method_options.pack: schedule.batch_size {cfg.schedule.batch_size} is not "
+            f"divisible by the pack size {pack}"
+        )
