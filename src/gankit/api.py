@@ -77,7 +77,7 @@ def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = N
             )
     cfg = load_recipe(run_dir / "config.yaml", overrides)
     trainer = Trainer(cfg, run_dir, resume=True)
-    if overrides:
+    if overrides and trainer.dist.is_main:  # under torchrun, rank 0 owns the run folder
         write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
     return fit(trainer)
 

@@ -14,6 +14,19 @@ def _overrides(groups: list[list[str]] | None) -> list[str]:
     return [item for group in groups or [] for item in group]
 
 
+def _process_place() -> tuple[int, int]:
+    """(RANK, LOCAL_RANK) under torchrun (WORLD_SIZE > 1), else (0, 0); never raises."""
+    import os
+
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            rank = int(os.environ.get("RANK", "0"))
+            return rank, int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        pass
+    return 0, 0
+
+
 def _print_run(run, result: dict) -> None:
     status = result["status"]
     last = result.get("last") or {}
@@ -45,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import gankit
 
     overrides = _overrides(args.set)
+    main = _process_place()[0] == 0  # under torchrun only rank 0 prints
     if args.resume:
         if args.recipe is not None or args.out is not None:
             raise GankitError(
@@ -56,13 +70,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         from gankit.api import fit, prepare
 
         trainer = prepare(args.recipe, overrides, args.out)
-        cfg = trainer.cfg
-        print(
-            f"gankit {__version__}: training {cfg.name!r} ({trainer.data.describe()}) for "
-            f"{cfg.schedule.steps} steps on {trainer.device} -> {trainer.run_dir}"
-        )
+        cfg, dist = trainer.cfg, trainer.dist
+        where = str(trainer.device)
+        if dist.enabled:
+            where = f"{dist.world_size} processes ({dist.backend}, {trainer.device.type})"
+        if main:
+            print(
+                f"gankit {__version__}: training {cfg.name!r} ({trainer.data.describe()}) for "
+                f"{cfg.schedule.steps} steps on {where} -> {trainer.run_dir}"
+            )
         run = fit(trainer)
-    _print_run(run, run.result)
+    if main:
+        _print_run(run, run.result)
     return 130 if run.result["status"] == "interrupted" else 0
 
 
@@ -219,6 +238,43 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import shlex
+
+    from gankit.bench.run import run_bench
+    from gankit.config import parse_override
+
+    overrides = dict(parse_override(item) for item in _overrides(args.set))
+    cases = [c.strip() for c in args.cases.split(",")] if args.cases else None
+    command = ["gankit", "bench"]
+    for flag in ("cases", "device", "rounds", "steps", "warmup", "out"):
+        value = getattr(args, flag)
+        if value is not None:
+            command += [f"--{flag}", str(value)]
+    command += ["--quick"] if args.quick else []
+    command += ["--no-memory"] if args.no_memory else []
+    if args.set:
+        command += ["--set", *_overrides(args.set)]
+    result = run_bench(
+        cases,
+        device=args.device or "auto",
+        rounds=args.rounds,
+        steps=args.steps,
+        warmup=args.warmup,
+        out=Path(args.out) if args.out else None,
+        quick=args.quick,
+        memory=not args.no_memory,
+        overrides=overrides,
+        command=shlex.join(command),
+    )
+    from gankit.bench.report import markdown
+
+    print(markdown(result))
+    if args.out:
+        print(f"wrote {Path(args.out) / 'bench.md'} and {Path(args.out) / 'bench.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gankit", description="Train, stabilize and evaluate GANs."
@@ -295,6 +351,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", help="gankit eval's --metrics (default: all that apply)")
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser(
+        "bench",
+        help="time training steps: gankit fp32 and fast mode against a plain PyTorch loop",
+    )
+    p.add_argument(
+        "--cases",
+        help="comma-separated: mlp-ring8,dcgan32,dcgan28,improved-gan-mlp,patchgan-unet "
+        "(default: all)",
+    )
+    p.add_argument("--device", help="auto (default: CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--rounds", type=int, help="timed rounds per mode (default 5)")
+    p.add_argument(
+        "--steps", type=int, help="steps per mode and round (default: ~1 s of the reference)"
+    )
+    p.add_argument("--warmup", type=int, help="untimed steps per mode (default 3)")
+    p.add_argument("--out", help="folder for bench.md and bench.json")
+    p.add_argument(
+        "--quick", action="store_true", help="a smoke run: 2 rounds of 2 steps, 1 warm-up step"
+    )
+    p.add_argument(
+        "--no-memory", action="store_true", help="skip the per-mode peak-memory processes"
+    )
+    p.add_argument(
+        "--set", nargs="+", action="append", metavar="KEY=VALUE", help="overrides for every case"
+    )
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("classifier", help="train a classifier to use as a metric's features")
     csub = p.add_subparsers(dest="classifier_command", metavar="COMMAND", required=True)
     c = csub.add_parser("train", help="train on a labeled data set and save it")
@@ -324,6 +407,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_error(exc: GankitError) -> None:
+    """Under torchrun, rank 0 prints every error. Another process prints its own errors
+    (prefixed with its rank) but not those rank 0 reports too: errors it mirrors from rank 0,
+    and recipe errors, which are the same on every process of a machine (the first process
+    of each other machine prints those)."""
+    from gankit.errors import ConfigError
+
+    rank, local_rank = _process_place()
+    prefix = ""
+    if rank != 0:
+        if getattr(exc, "mirrored", False):
+            return
+        if isinstance(exc, ConfigError) and local_rank != 0:
+            return
+        prefix = f"rank {rank}: "
+    print(f"gankit: error: {prefix}{exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -333,10 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GankitError as exc:
-        print(f"gankit: error: {exc}", file=sys.stderr)
+        _print_error(exc)
         return 2
     except KeyboardInterrupt:
-        print("gankit: interrupted", file=sys.stderr)
+        if _process_place()[0] == 0:
+            print("gankit: interrupted", file=sys.stderr)
         return 130
 
 

@@ -9,7 +9,7 @@ One object, resolved once from the recipe's `fast` section, that a method asks f
 
 `precision: auto` picks bf16 only where it is measured to pay: on CUDA GPUs that support it
 (else fp16 with loss scaling) and on CPUs with AMX tiles. On CPUs with AVX-512 BF16 but no AMX,
-bf16 convolutions are not faster than fp32 (benchmarks/results/speed.md), so auto stays fp32
+bf16 convolutions are not faster than fp32 (benchmarks/results/speed/bench.md), so auto stays fp32
 there; `precision: bf16` still forces it. With `enabled: false` nothing here changes the step:
 plain fp32, default optimizers, as a hand-written PyTorch loop.
 """
@@ -76,7 +76,7 @@ class FastMode:
     def describe(self) -> str:
         parts = [self.precision]
         if self.channels_last:
-            parts.append("channels_last")
+            parts.append("channels_last for conv models")
         if self.fused_optimizer:
             parts.append("fused optimizers")
         if self.compile:

@@ -14,6 +14,13 @@ every checkpoint, the losses, parameters and gradients are checked for NaN/inf. 
 value rolls the run back to its last good checkpoint (or its initial state), multiplies the
 learning rates by `guard.lr_factor` and reseeds the data stream and the global RNGs with
 (seed, rollback number); after `guard.rollbacks` rollbacks the run stops with a TrainingError.
+
+Data-parallel training (under torchrun, training/distributed.py): every process runs this loop
+on its rows of each global batch, and the optimizers average the gradients before they step.
+Rank 0 alone owns the run folder (lock, config, run.json, metrics, TensorBoard, samples,
+evaluation, checkpoints, progress bar, warnings); the others wait for it where they must read
+what it wrote. Logged values are means over the processes, and every finite-check is reduced
+over them, so all processes take the same rollback and stop decisions.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from tqdm.auto import tqdm
 from gankit import __version__
 from gankit.config import RunConfig
 from gankit.data import build_dataset
-from gankit.errors import CheckpointError, ConfigError, TrainingError
+from gankit.errors import CheckpointError, ConfigError, GankitError, TrainingError
 from gankit.methods import METHODS
 from gankit.methods.base import sample_latent
 from gankit.training.checkpoint import (
@@ -49,7 +56,16 @@ from gankit.training.checkpoint import (
     unflatten_state,
 )
 from gankit.training.diagnostics import Watchdog
+from gankit.training.distributed import (
+    Distributed,
+    ShardedData,
+    convert_sync_batchnorm,
+    dump_rank_state,
+    mirrored,
+    shard_method_streams,
+)
 from gankit.training.ema import EMA
+from gankit.training.fast import align_optimizer_state
 from gankit.training.outputs import (
     MetricsLog,
     read_metrics_lines,
@@ -141,10 +157,20 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, resume: bool = False):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)
+        self.dist = Distributed.from_env()  # torchrun's place for this process; no-op alone
+        if self.dist.enabled:
+            self.device = self.dist.setup(cfg)
+            # rank 0's folder (a default folder name holds a timestamp, which may differ)
+            self.run_dir = Path(self.dist.broadcast_object(str(self.run_dir)))
+        else:
+            self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)  # the same on every process: identical initial networks
         self.data = build_dataset(cfg.data, seed=cfg.seed).to(self.device)
+        if self.dist.enabled:
+            self.data = ShardedData(self.data, self.dist.rank, self.dist.world_size)
         self.method = METHODS[cfg.method](cfg, self.data, self.device)
+        if self.dist.enabled:
+            self._setup_data_parallel()
         self.ema = (
             EMA(self.method.generator, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
         )
@@ -183,8 +209,75 @@ class Trainer:
     def _is_2d(self) -> bool:
         return tuple(self.data.shape) == (2,)
 
+    # -- data parallelism -------------------------------------------------------------------
+    def _setup_data_parallel(self) -> None:
+        """Per-rank shards of the data and noise streams, SyncBatchNorm if asked, rank 0's
+        initial weights everywhere, gradient averaging before every optimizer step, and
+        per-rank global RNG seeds."""
+        cfg, dist = self.cfg, self.dist
+        fast = getattr(self.method, "fast", None)
+        if getattr(fast, "scaler", None) is not None:
+            raise ConfigError(
+                "fast.precision: fp16 with loss scaling (what auto picks on GPUs without bf16) "
+                "skips overflowing steps on each process separately, which torchrun training "
+                "does not support yet; set fast.precision=fp32 (or bf16 where the GPU has it)"
+            )
+        if cfg.distributed.sync_batchnorm:
+            convert_sync_batchnorm(self.method)
+        shard_method_streams(self.method, dist.rank, dist.world_size)
+        for module in self.method.modules().values():
+            dist.broadcast_module(module)
+        dist.install_gradient_averaging(self.method.optimizers().values())
+        # per-process draws of the global RNGs (penalty coefficients, dropout) must differ
+        seed_everything(dist.rank_seed(cfg.seed))
+
+    def _on_main(self, fn):
+        """fn() on rank 0 only; its result reaches every process, and so does its error (the
+        others raise it marked as mirrored: rank 0 reports it). Also a barrier."""
+        if not self.dist.enabled:
+            return fn()
+        outcome = None
+        if self.dist.is_main:
+            try:
+                outcome = ("ok", fn())
+            except (GankitError, OSError) as exc:
+                outcome = ("error", exc)
+        outcome = self.dist.broadcast_object(outcome)
+        if outcome[0] == "error":
+            raise outcome[1] if self.dist.is_main else mirrored(outcome[1])
+        return outcome[1]
+
+    def _newest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint, as rank 0 sees it (collective)."""
+        found = list_checkpoints(self.checkpoint_dir) if self.dist.is_main else None
+        return self.dist.broadcast_object(found[-1] if found else None)
+
+    def _sync_buffers(self) -> None:
+        """Rank 0's buffers (BatchNorm running statistics) on every process."""
+        if not self.dist.enabled:
+            return
+        modules = list(self.method.modules().values())
+        if self.ema is not None:
+            modules.append(self.ema.model)
+        for module in modules:
+            self.dist.broadcast_module(module, buffers_only=True)
+
+    def _agree_ok(self, flags: dict[str, torch.Tensor]) -> list[str]:
+        """Names of the 0-d bool flags that are False on any process (one host sync)."""
+        if not flags:
+            return []
+        ok = self.dist.all_reduce_mean(torch.stack([f.float() for f in flags.values()]))
+        return [name for name, good in zip(flags, ok.tolist()) if good != 1.0]
+
+    def _warn(self, message: str) -> None:
+        if self.dist.is_main:
+            _warn(message)
+
     # -- run folder -------------------------------------------------------------------------
     def _start(self) -> None:
+        self._on_main(self._start_folder)
+
+    def _start_folder(self) -> None:
         if self.run_dir.is_dir() and any(p.name != LOCK_FILE for p in self.run_dir.iterdir()):
             raise ConfigError(
                 f"{self.run_dir} already holds files; continue that run with "
@@ -229,6 +322,8 @@ class Trainer:
         self._unlock()
 
     def _write_run_info(self, status: str) -> None:
+        if not self.dist.is_main:
+            return
         write_json_atomic(
             self.run_dir / "run.json",
             {
@@ -240,11 +335,25 @@ class Trainer:
                 "data_shape": list(self.data.shape),
                 "num_classes": self.data.num_classes,
                 "device": str(self.device),
+                "world_size": self.dist.world_size,
                 "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
         )
 
     def _resume(self) -> None:
+        """Rank 0 picks (and loads) the newest readable checkpoint; the others load it too."""
+        chosen = self._on_main(self._resume_folder)
+        if self.dist.is_main or chosen is None:
+            return
+        try:
+            self.load(chosen)
+        except CheckpointError as exc:
+            raise CheckpointError(
+                f"rank {self.dist.rank}: {exc}. Every process reads rank 0's checkpoint: on "
+                "several machines, the run folder must be on a filesystem they all see"
+            ) from None
+
+    def _resume_folder(self) -> Path | None:
         try:
             self._lock()
         except OSError as exc:
@@ -254,16 +363,18 @@ class Trainer:
         for tmp in self.run_dir.glob(".*.tmp-*"):  # ... and of write_text_atomic
             tmp.unlink(missing_ok=True)
         found = list_checkpoints(self.checkpoint_dir)
+        chosen = None
         if found:
-            self._load_newest_readable(found)
+            chosen = self._load_newest_readable(found)
         else:
             # killed before its first checkpoint: the state after __init__ is the run's
             # initial state (everything is seeded), so starting over is the exact same run
             _warn(f"{self.run_dir} has no complete checkpoint yet; starting it again at step 0")
         self._trim_metrics()
         self._write_run_info("running")
+        return chosen
 
-    def _load_newest_readable(self, found: list[Path]) -> None:
+    def _load_newest_readable(self, found: list[Path]) -> Path:
         """Load the newest checkpoint; when it cannot be read (damaged on disk after it was
         written), fall back to the one before it, saying so."""
         errors = []
@@ -280,7 +391,7 @@ class Trainer:
                     f"{errors[0]}; resumed from the older checkpoint {path} instead (the "
                     "unreadable one is kept as damaged-step_...)"
                 )
-            return
+            return path
         raise errors[0]
 
     def _trim_metrics(self) -> None:
@@ -288,7 +399,7 @@ class Trainer:
         rollback event it does not know of): the resumed run writes them again. A line cut
         short by a kill is dropped too."""
         path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
+        if not self.dist.is_main or not path.exists():
             return
         keep = []
         for line, value in read_metrics_lines(path):
@@ -315,6 +426,7 @@ class Trainer:
                 "rollbacks": self.rollbacks,
                 "lr_scale": self.lr_scale,
                 "watchdog": self.watchdog.state_dict(),
+                "world_size": self.dist.world_size,
             },
         }
 
@@ -325,6 +437,7 @@ class Trainer:
             "name": self.cfg.name,
             "method": self.cfg.method,
             "data_shape": list(self.data.shape),
+            "world_size": self.dist.world_size,
             "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
@@ -341,19 +454,24 @@ class Trainer:
                     flags[f"{name} {what}"] = flag
         for key, value in (pending or {}).items():
             flags[key] = torch.isfinite(value).all().to(self.device)
-        if flags:
-            ok = torch.stack(list(flags.values())).tolist()
-            bad = [name for name, good in zip(flags, ok) if not good]
-            if bad:
-                raise _Diverged(bad, self.step)
+        bad = self._agree_ok(flags)  # the same decision on every process
+        if bad:
+            raise _Diverged(bad, self.step)
         return state
 
     def save(self, pending: dict[str, torch.Tensor] | None = None) -> Path:
-        path = save_checkpoint(
-            self.checkpoint_dir, self.step, self.checked_state(pending), self.checkpoint_meta()
-        )
-        prune_checkpoints(self.checkpoint_dir, self.cfg.logging.keep_checkpoints)
-        return path
+        """Check and write a checkpoint (rank 0 writes; every process takes part and returns
+        once it is complete). It holds every process's global RNG states (rng_by_rank)."""
+        state = self.checked_state(pending)
+        if self.dist.enabled:
+            state["rng_by_rank"] = self.dist.gather_objects(state["rng"])
+
+        def write() -> Path:
+            path = save_checkpoint(self.checkpoint_dir, self.step, state, self.checkpoint_meta())
+            prune_checkpoints(self.checkpoint_dir, self.cfg.logging.keep_checkpoints)
+            return path
+
+        return self._on_main(write)
 
     def load(self, path: Path) -> None:
         state, meta = load_checkpoint(path)
@@ -381,15 +499,32 @@ class Trainer:
             load_module_state(module, state["modules"][name], name, path)
         for name, opt in self.method.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
+            align_optimizer_state(opt)
         self.method.load_extra_state(state["method"])
         self.data.load_state_dict(state["data"])
-        set_rng_state(state["rng"])
+        self._restore_rng(state, step)
         trainer = state.get("trainer", {})
         self.best = trainer.get("best")
         self.rollbacks = int(trainer.get("rollbacks", 0))
         self.lr_scale = float(trainer.get("lr_scale", 1.0))
         self.watchdog.load_state_dict(trainer.get("watchdog", {}))
         self.step = step
+
+    def _restore_rng(self, state: dict, step: int) -> None:
+        """This process's global RNG states; reseeded when the checkpoint was written by
+        another number of processes (the data and noise streams are global and continue)."""
+        saved = int(state.get("trainer", {}).get("world_size", 1))
+        world = self.dist.world_size
+        if saved == world:
+            by_rank = state.get("rng_by_rank")
+            set_rng_state(by_rank[self.dist.rank] if by_rank is not None else state["rng"])
+            return
+        self._warn(
+            f"the checkpoint was written by {saved} process(es), this run has {world}: the "
+            "networks, optimizers, data order and latent noise continue exactly; the global "
+            "RNGs (gradient-penalty coefficients, dropout) start from new seeds"
+        )
+        seed_everything(mix_seed(self.dist.rank_seed(self.cfg.seed), step))
 
     # -- divergence guard -------------------------------------------------------------------
     def _health_flags(self) -> dict[str, torch.Tensor]:
@@ -408,12 +543,9 @@ class Trainer:
         return flags
 
     def _check_health(self) -> None:
-        flags = self._health_flags()
-        if flags:
-            ok = torch.stack(list(flags.values())).tolist()
-            bad = [name for name, good in zip(flags, ok) if not good]
-            if bad:
-                raise _Diverged(bad, self.step)
+        bad = self._agree_ok(self._health_flags())
+        if bad:
+            raise _Diverged(bad, self.step)
 
     def _diverged_message(self, d: _Diverged) -> str:
         found = list_checkpoints(self.checkpoint_dir)
@@ -442,12 +574,13 @@ class Trainer:
         """Restore the last good state, scale the learning rates and reseed, or stop."""
         guard = self.cfg.guard
         if self.rollbacks >= guard.rollbacks:
-            raise TrainingError(self._diverged_message(d))
-        found = list_checkpoints(self.checkpoint_dir)
+            error = TrainingError(self._diverged_message(d))
+            raise error if self.dist.is_main else mirrored(error)
+        newest = self._newest_checkpoint()
         count, scale = self.rollbacks + 1, self.lr_scale * guard.lr_factor
-        if found:
-            self.load(found[-1])
-            origin = str(found[-1])
+        if newest is not None:
+            self.load(newest)
+            origin = str(newest)
         elif self._initial is not None:
             step, state = self._initial
             self._apply_state(state, step, "the initial state")
@@ -462,8 +595,8 @@ class Trainer:
         # a retry with other data batches and other global random draws, not a replay of the
         # diverging trajectory (which with lr_factor 1 would diverge again, identically)
         salt = mix_seed(self.cfg.seed, count)
-        seed_everything(salt)
-        self.data.reseed(salt)
+        seed_everything(self.dist.rank_seed(salt))
+        self.data.reseed(salt)  # the data stream is global: the same salt on every process
         self._trim_metrics()
         event = {
             "event": "rollback",
@@ -475,7 +608,7 @@ class Trainer:
             "lr_scale": scale,
         }
         log.event(self.step, event)
-        _warn(
+        self._warn(
             f"{', '.join(d.what)} became non-finite at step {d.step}; rolled back to {origin} "
             f"(rollback {count} of {guard.rollbacks}), learning rates now {scale:g} x the "
             "recipe's"
@@ -503,18 +636,20 @@ class Trainer:
         cfg = self.cfg
         log_cfg = cfg.logging
         total = cfg.schedule.steps
-        if not list_checkpoints(self.checkpoint_dir):
+        if self._newest_checkpoint() is None:
             self._initial = self._snapshot()  # the guard's rollback target until a checkpoint
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         last_log_time, last_log_step = time.perf_counter(), self.step
         last_values: dict[str, float] = {}
         status = "finished"
-        log = MetricsLog(self.run_dir, log_cfg.tensorboard)
+        main = self.dist.is_main  # only rank 0 writes files and shows progress
+        log = MetricsLog(self.run_dir, log_cfg.tensorboard and main, enabled=main)
+        self._stop_agreed = False
         bar = tqdm(
             total=total,
             initial=self.step,
-            disable=not log_cfg.progress,
+            disable=not log_cfg.progress or not main,
             desc=cfg.name,
             unit="step",
             dynamic_ncols=True,
@@ -542,14 +677,19 @@ class Trainer:
                         if self.step % log_cfg.every == 0 or self.step == total:
                             now = time.perf_counter()
                             last_values = self._log(
-                                log, sums, counts, now - last_log_time, self.step - last_log_step
+                                log,
+                                sums,
+                                counts,
+                                now - last_log_time,
+                                self.step - last_log_step,
+                                stop.requested,
                             )
                             sums, counts = {}, {}
                             last_log_time, last_log_step = now, self.step
                             bar.set_postfix(
                                 {k: f"{last_values[k]:.3f}" for k in ("d_loss", "g_loss")}
                             )
-                        if self.step % log_cfg.sample_every == 0 or self.step == total:
+                        if main and (self.step % log_cfg.sample_every == 0 or self.step == total):
                             self.write_samples(log)
                         ev = cfg.eval
                         if ev.every and (self.step % ev.every == 0 or self.step == total):
@@ -564,34 +704,45 @@ class Trainer:
                         bar.n = self.step
                         bar.refresh()
                         continue
-                    if stop.requested:
+                    # under torchrun a Ctrl-C is agreed on at the next logging step, so that
+                    # every process stops after the same step
+                    if stop.requested if not self.dist.enabled else self._stop_agreed:
                         status = "interrupted"
                         try:
                             self.save(sums)
                         except _Diverged as d:  # keep the last good checkpoint, stop anyway
-                            _warn(f"{d} non-finite at step {self.step}; not saved")
+                            self._warn(f"{d} non-finite at step {self.step}; not saved")
                         break
         except KeyboardInterrupt:
             status = "interrupted"  # second Ctrl-C: the last complete checkpoint stands
+            self.dist.destroy()  # other processes may be gone: no more collectives
         except TrainingError:
             self._fail()
+            self.dist.destroy()
             raise
         except OSError as exc:  # disk full, folder removed or made read-only mid-run
             self._fail()
+            self.dist.destroy()
             found = list_checkpoints(self.checkpoint_dir)
             where = f"the last complete checkpoint is {found[-1]}" if found else "no checkpoint"
-            raise TrainingError(
+            error = TrainingError(
                 f"cannot write to the run folder {self.run_dir} at step {self.step} "
                 f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}); "
                 f"{where}. Free space or fix the folder, then `gankit train --resume "
                 f"{self.run_dir}`."
-            ) from None
+            )
+            if getattr(exc, "mirrored", False):
+                mirrored(error)
+            raise error from None
         finally:
             bar.close()
             log.close()
             self._initial = None
         self._write_run_info(status)
         self._unlock()
+        dump_rank_state(self.dist, self.state_dict)  # test-only, when its variable is set
+        self.dist.barrier()  # rank 0's run.json is final before anyone returns
+        self.dist.destroy()
         return {"status": status, "step": self.step, "last": last_values}
 
     def _fail(self) -> None:
@@ -607,18 +758,22 @@ class Trainer:
 
         ev, g_cfg = self.cfg.eval, self.cfg.generator
         n_fake = ev.n_fake or (N_POINTS_2D if self._is_2d else 2000)
-        result = compute_metrics(
-            self.sample_generator(),
-            (g_cfg["latent_dim"], g_cfg["latent_dist"]),
-            self.cfg.data,
-            ev.metrics,
-            n_fake,
-            ev.ref_split,
-            ev.extractor,
-            seed=self.cfg.seed,
-            device=self.device,
-            progress=False,
-        )
+
+        def score() -> dict:
+            return compute_metrics(
+                self.sample_generator(),
+                (g_cfg["latent_dim"], g_cfg["latent_dist"]),
+                self.cfg.data,
+                ev.metrics,
+                n_fake,
+                ev.ref_split,
+                ev.extractor,
+                seed=self.cfg.seed,
+                device=self.device,
+                progress=False,
+            )
+
+        result = self._on_main(score)  # rank 0 evaluates, the others wait for its scores
         scores = {f"eval/{k}": float(v) for k, v in result["metrics"].items()}
         log.scalars(self.step, scores)
         if ev.best:
@@ -627,22 +782,35 @@ class Trainer:
             if self.best is None or (value < self.best if lower else value > self.best):
                 self.best = float(value)
                 meta = {**self.checkpoint_meta(), "best": {ev.best: self.best}, "eval": result}
-                save_checkpoint(self.run_dir / "best", self.step, self.checked_state(), meta)
-                prune_checkpoints(self.run_dir / "best", keep=1)
+                state = self.checked_state()
+
+                def write_best() -> None:
+                    save_checkpoint(self.run_dir / "best", self.step, state, meta)
+                    prune_checkpoints(self.run_dir / "best", keep=1)
+
+                self._on_main(write_best)
         return result
 
-    def _log(self, log, sums, counts, seconds, steps) -> dict[str, float]:
+    def _log(self, log, sums, counts, seconds, steps, stop_requested=False) -> dict[str, float]:
+        """Log the window's mean losses and statistics; under torchrun they are means over the
+        processes (one all_reduce), and so are the finite flags and the Ctrl-C vote."""
         keys = list(sums)
+        self._sync_buffers()  # eval-mode passes below read the running statistics
         flags = self._health_flags()  # parameters and gradients, checked in the same sync
         diversity = self._diversity()
-        totals = torch.stack(
+        parts = (
             [sums[k].float() for k in keys]
             + [f.float() for f in flags.values()]
             + [diversity.float()]
-        ).tolist()  # the one host sync
+        )
+        if self.dist.enabled:
+            parts.append(torch.tensor(float(stop_requested), device=self.device))
+        totals = self.dist.all_reduce_mean(torch.stack(parts)).tolist()  # the one host sync
+        if self.dist.enabled:
+            self._stop_agreed = totals.pop() > 0
         values = {k: t / counts[k] for k, t in zip(keys, totals)}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
-        bad += [name for name, ok in zip(flags, totals[len(keys) : -1]) if not ok]
+        bad += [name for name, ok in zip(flags, totals[len(keys) : -1]) if ok != 1.0]
         if bad:
             raise _Diverged(bad, self.step, window=steps)
         if math.isfinite(totals[-1]):
@@ -652,7 +820,7 @@ class Trainer:
         log.scalars(self.step, values)
         for kind, message in self.watchdog.check(self.step, values):
             log.event(self.step, {"event": "warning", "kind": kind, "message": message})
-            _warn(message)
+            self._warn(message)
         return values
 
     @torch.no_grad()

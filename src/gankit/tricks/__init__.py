@@ -14,6 +14,10 @@ Hooks, in the order a training step meets them:
                                        trick/NAME/d and trick/NAME/g)
   after_step(player)                   after each optimizer step of that player
   state_dict / load_state_dict         whatever must survive a checkpoint
+
+Under data-parallel training the trainer calls `shard(rank, world)` once: a trick that draws
+per-sample random values draws them for the global batch with `draw_local` and keeps this
+process's rows, so every process sees the values a single process would.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Trick:
     name: str = ""
     wrap_order: int = 0  # model changes apply in this order (layers before spectral norm)
     replaces_generator_loss: bool = False  # the adversarial G loss is dropped when used
+    rank: int = 0  # this process's place in data-parallel training (see shard)
+    world: int = 1
 
     def check(self, objective, cfg) -> None:
         """Raise ConfigError when this trick makes no sense with the objective or config."""
@@ -64,6 +70,19 @@ class Trick:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+    def shard(self, rank: int, world: int) -> None:
+        """Data-parallel training: this process holds rows [rank * b, (rank + 1) * b) of each
+        global batch of world * b rows."""
+        self.rank, self.world = rank, world
+
+    def draw_local(self, draw, shape: tuple[int, ...]) -> Tensor:
+        """draw(shape) for this process's rows of a batch: draws the global batch (world times
+        the rows of `shape`) and keeps this rank's slice, the values one process would draw."""
+        if self.world == 1:
+            return draw(tuple(shape))
+        b = shape[0]
+        return draw((b * self.world, *shape[1:]))[self.rank * b : (self.rank + 1) * b]
 
 
 def build_tricks(cfg, objective=None) -> list[Trick]:

@@ -41,7 +41,12 @@ class InstanceNoise(Trick):
         std = self.std_at(step)
         if std == 0:
             return x
-        noise = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        noise = self.draw_local(
+            lambda shape: torch.randn(
+                shape, generator=self.generator, device=x.device, dtype=x.dtype
+            ),
+            x.shape,
+        )
         return x + std * noise
 
     def state_dict(self) -> dict:

@@ -36,7 +36,10 @@ class LabelSmoothing(Trick):
         if self.real_range is None:
             return self.real
         low, high = self.real_range
-        u = torch.rand(d_real.shape, generator=self.generator, device=d_real.device)
+        u = self.draw_local(
+            lambda shape: torch.rand(shape, generator=self.generator, device=d_real.device),
+            d_real.shape,
+        )
         return low + (high - low) * u.to(d_real.dtype)
 
     def d_loss(self, objective, d_real: Tensor, d_fake: Tensor) -> Tensor:
