@@ -181,10 +181,17 @@ def load_discriminator(run, checkpoint: Path):
 
     state, meta = load_checkpoint(checkpoint)
     cfg = run.config
-    D = build_discriminator(cfg.discriminator, tuple(meta["data_shape"]))
-    D = wrap_discriminator(build_tricks(cfg), D, cfg)
+    from gankit.methods import METHODS
+
+    shape = tuple(meta["data_shape"])
+    custom = getattr(METHODS[cfg.method], "checkpoint_discriminator", None)
+    if custom is not None:  # a method that reshapes D (MAD-GAN's k + 1 classes)
+        D, score = custom(cfg, shape)
+    else:
+        D = build_discriminator(cfg.discriminator, shape)
+        D = score = wrap_discriminator(build_tricks(cfg), D, cfg)
     load_module_state(D, state["modules"]["discriminator"], "discriminator", checkpoint)
-    return D.eval(), meta
+    return score.eval(), meta
 
 
 def _real_points(cfg, n: int):

@@ -68,8 +68,13 @@ class Run:
         key = "generator_ema" if ema else "generator"
         if key not in modules:
             raise CheckpointError(f"{path} has no EMA generator: the run was trained without ema")
-        G = build_generator(self.config.generator, tuple(meta["data_shape"]))
-        G = wrap_generator(build_tricks(self.config), G, self.config)
+        from gankit.methods import build_sampling_generator
+
+        shape = tuple(meta["data_shape"])
+        G = build_sampling_generator(self.config, shape)  # e.g. MAD-GAN's mixture
+        if G is None:
+            G = build_generator(self.config.generator, shape)
+            G = wrap_generator(build_tricks(self.config), G, self.config)
         load_module_state(G, modules[key], key, path)
         return G.to(device).eval()
 

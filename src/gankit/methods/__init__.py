@@ -8,12 +8,16 @@ loop never waits for them). A recipe picks one with `method:` and sets its optio
 
 from __future__ import annotations
 
+from torch import nn
+
 from gankit.methods.base import Method
 from gankit.methods.began import BEGANMethod
 from gankit.methods.ebgan import EBGANMethod
 from gankit.methods.gan import GANMethod
 from gankit.methods.gmmn import GMMNMethod
+from gankit.methods.madgan import MADGANMethod
 from gankit.methods.mmd_gan import MMDGANMethod
+from gankit.methods.mrgan import MDGANMethod, MRGANMethod
 from gankit.methods.options import METHOD_OPTIONS
 from gankit.methods.pacgan import PacGANMethod
 from gankit.methods.unrolled import UnrolledGANMethod
@@ -26,8 +30,20 @@ METHODS: dict[str, type[Method]] = {
     "ebgan": EBGANMethod,
     "gmmn": GMMNMethod,
     "mmd_gan": MMDGANMethod,
+    "madgan": MADGANMethod,
+    "mrgan": MRGANMethod,
+    "mdgan": MDGANMethod,
 }
 assert set(METHODS) == set(METHOD_OPTIONS.names()), "every method registers its options"
+
+
+def build_sampling_generator(cfg, data_shape) -> nn.Module | None:
+    """The module a method trains as `generator`, built from a recipe (to load a checkpoint's
+    generator outside training), for methods whose generator is not the recipe's generator
+    itself (MAD-GAN's mixture of k generators); None for the others."""
+    builder = getattr(METHODS[cfg.method], "build_sampler", None)
+    return None if builder is None else builder(cfg, tuple(data_shape))
+
 
 __all__ = [
     "METHODS",
@@ -36,8 +52,12 @@ __all__ = [
     "EBGANMethod",
     "GANMethod",
     "GMMNMethod",
+    "MADGANMethod",
+    "MDGANMethod",
     "MMDGANMethod",
+    "MRGANMethod",
     "Method",
     "PacGANMethod",
     "UnrolledGANMethod",
+    "build_sampling_generator",
 ]

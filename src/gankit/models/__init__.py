@@ -6,7 +6,8 @@ such as feature matching) and `head(h)`; `forward(x) = head(features(x))` return
 (logits, or critic values): one per sample, shape (N,), or for PatchGAN one per patch, shape
 (N, H', W'). Losses average over every score, so a patch map is averaged over its patches.
 Discriminators whose output layer `out` scores a flat feature vector say so with `feature_dim`
-(minibatch discrimination widens that layer).
+(minibatch discrimination widens that layer). Encoder builders (models/encoder.py) take
+`in_shape` and `latent_dim` and map data to latent codes (N, latent_dim).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gankit.registry import Registry
 
 GENERATORS = Registry("generator")
 DISCRIMINATORS = Registry("discriminator")
+ENCODERS = Registry("encoder")
 
 
 def build_generator(
@@ -43,6 +45,25 @@ def build_discriminator(
     return builder(in_shape=tuple(in_shape), **resolved)
 
 
-from gankit.models import autoencoder, dcgan, mlp, patchgan  # noqa: E402,F401
+def build_encoder(
+    options: dict, in_shape: tuple[int, ...], latent_dim: int, where: str = "encoder"
+) -> nn.Module:
+    options = dict(options)
+    name = options.pop("name", None)
+    builder = ENCODERS.get(name, where=f"{where}.name")
+    resolved = ENCODERS.check_options(
+        name, options, where, framework_args=("in_shape", "latent_dim")
+    )
+    return builder(in_shape=tuple(in_shape), latent_dim=latent_dim, **resolved)
 
-__all__ = ["DISCRIMINATORS", "GENERATORS", "build_discriminator", "build_generator"]
+
+from gankit.models import autoencoder, dcgan, encoder, mlp, patchgan  # noqa: E402,F401
+
+__all__ = [
+    "DISCRIMINATORS",
+    "ENCODERS",
+    "GENERATORS",
+    "build_discriminator",
+    "build_encoder",
+    "build_generator",
+]
