@@ -74,6 +74,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         where = str(trainer.device)
         if dist.enabled:
             where = f"{dist.world_size} processes ({dist.backend}, {trainer.device.type})"
+        fast = getattr(trainer.method, "fast", None)
+        if fast is not None:
+            where += f"; fast mode: {fast.describe()}"
         if main:
             print(
                 f"gankit {__version__}: training {cfg.name!r} ({trainer.data.describe()}) for "
