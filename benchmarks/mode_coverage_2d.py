@@ -30,8 +30,8 @@ from gankit.sweep import run_sweep, summarize
 # name -> (preset, extra overrides)
 METHODS: dict[str, tuple[str, list[str]]] = {
     "GAN": ("ring8", []),
-    "Unrolled GAN, 5 steps": ("ring8-unrolled", ["method_options.unroll_steps=5"]),
-    "Unrolled GAN, 10 steps": ("ring8-unrolled", ["method_options.unroll_steps=10"]),
+    "Unrolled GAN (5 steps)": ("ring8-unrolled", ["method_options.unroll_steps=5"]),
+    "Unrolled GAN (10 steps)": ("ring8-unrolled", ["method_options.unroll_steps=10"]),
     "PacGAN2": ("ring8-pacgan4", ["method_options.pack=2"]),
     # 100 is not a multiple of 3: PacGAN3 trains on 99 samples (33 packs) per step
     "PacGAN3": ("ring8-pacgan4", ["method_options.pack=3", "schedule.batch_size=99"]),
