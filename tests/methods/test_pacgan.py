@@ -85,3 +85,32 @@ def test_gradient_penalty_runs_per_pack():
     method, _ = build({"objective": {"name": "wgan_gp"}, "method_options.pack": 2})
     logs = method.train_step(0)
     assert torch.isfinite(logs["reg/GradientPenalty"]) and torch.isfinite(logs["d_loss"])
+
+
+def test_report_scores_points_with_packs_of_copies(tmp_path):
+    """The 2D report's decision surface of a PacGAN run: D's score of a point x is its score of
+    the pack (x, x, ..., x), computed here by hand from the checkpoint's packed D."""
+    import gankit
+    from gankit.models import build_discriminator
+    from gankit.report import load_discriminator, load_run, surface_figure
+    from gankit.training.checkpoint import load_checkpoint
+
+    overrides = {
+        "schedule.steps": 4,
+        "schedule.batch_size": 20,
+        "generator.hidden": 16,
+        "discriminator.hidden": 16,
+        "logging.progress": False,
+        "logging.tensorboard": False,
+    }
+    run = gankit.train("ring8-pacgan4", overrides, out=tmp_path / "run")
+    checkpoint = run.checkpoints()[-1]
+    score, _ = load_discriminator(run, checkpoint)
+    D = build_discriminator(run.config.discriminator, (8,))
+    D.load_state_dict(load_checkpoint(checkpoint)[0]["modules"]["discriminator"])
+    D.eval()
+    x = torch.randn(5, 2)
+    with torch.no_grad():
+        want = D(torch.cat([x, x, x, x], dim=1))
+        assert torch.allclose(score(x), want)
+    assert surface_figure(load_run(run.path)) is not None

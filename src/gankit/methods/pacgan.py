@@ -17,7 +17,7 @@ GAN that PacGAN trains. The batch size (per process under torchrun) must be divi
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
@@ -31,7 +31,7 @@ from gankit.methods.options import (
     scoring_discriminator,
 )
 from gankit.models import build_discriminator
-from gankit.tricks import wrap_discriminator
+from gankit.tricks import build_tricks, wrap_discriminator
 
 
 def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:
@@ -72,6 +72,26 @@ class PacGANMethod(GANMethod):
     def perturb(self, x: Tensor, step: int) -> Tensor:
         """Per-sample tricks first, then packing: every input of D is a batch of packs."""
         return pack(super().perturb(x, step), self.pack_size)
+
+    @staticmethod
+    def checkpoint_discriminator(cfg: RunConfig, shape: tuple[int, ...]):
+        """(the packed D, to load a checkpoint into; a per-sample view of it for plots: the
+        score of x is D's score of a pack of m copies of x)."""
+        m = method_options(cfg)["pack"]
+        D = build_discriminator(cfg.discriminator, packed_shape(tuple(shape), m))
+        D = wrap_discriminator(build_tricks(cfg), D, cfg)
+        return D, RepeatedPack(D, m)
+
+
+class RepeatedPack(nn.Module):
+    """Scores single samples with a packed discriminator: x -> D(pack of m copies of x)."""
+
+    def __init__(self, discriminator: nn.Module, m: int):
+        super().__init__()
+        self.discriminator, self.m = discriminator, m
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.discriminator(torch.cat([x] * self.m, dim=1))
 
 
 @METHOD_OPTIONS.register("pacgan")
