@@ -661,3 +661,11 @@ def test_non_utf8_recipe_file(tmp_path):
 def test_non_finite_learning_rate_is_rejected(value):
     with pytest.raises(ConfigError, match="optim.generator.lr"):
         load_recipe("ring8", {"optim.generator.lr": value})
+
+
+def test_exponent_notation_without_a_dot_is_a_number():
+    """PyYAML (YAML 1.1) reads 1e-4 as a string; a float option takes it as 0.0001."""
+    cfg = load_recipe("ring8", ["optim.generator.lr=1e-4", "ema.decay=9E-1"])
+    assert cfg.optim.generator.lr == 0.0001 and cfg.ema.decay == 0.9
+    with pytest.raises(ConfigError, match="optim.generator.lr"):
+        load_recipe("ring8", ["optim.generator.lr=1e-4x"])

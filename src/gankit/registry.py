@@ -8,6 +8,7 @@ valid options instead of a TypeError deep inside a constructor.
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -100,6 +101,10 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+# exponent notation without a dot ("1e-4", "3E5"): a number in YAML 1.2, a string to PyYAML
+YAML11_MISSED_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
+
+
 def coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against annotation `tp`; widen int -> float and list -> tuple where asked."""
     if tp is Any:
@@ -150,6 +155,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
+        if isinstance(value, str) and YAML11_MISSED_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
                 return float(value)
