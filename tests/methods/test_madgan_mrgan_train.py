@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
+from state_equality import assert_same, final_state
 
 import gankit
 from gankit.methods.madgan import MixtureGenerator
 from gankit.report import load_run, surface_figure
-from gankit.training.checkpoint import load_checkpoint
 
 SMALL = {
     "generator.hidden": 16,
@@ -40,26 +40,6 @@ MODULES = {
     "mrgan": {"generator", "discriminator", "encoder"},
     "mdgan": {"generator", "discriminator", "encoder", "discriminator_diffusion"},
 }
-
-
-def final_state(run) -> dict:
-    state, meta = load_checkpoint(run.checkpoints()[-1])
-    return {"step": meta["step"], **state}
-
-
-def assert_same(a, b, path="state"):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{path} differs"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"{path}: keys differ"
-        for key in a:
-            assert_same(a[key], b[key], f"{path}/{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{path}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, f"{path}: {a} != {b}"
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
+from state_equality import assert_same, final_state
 
 import gankit
-from gankit.training.checkpoint import load_checkpoint
 
 SMALL_G = {"generator.hidden": 16, "generator.depth": 2, "schedule.batch_size": 16}
 SMALL_MLP_D = {"discriminator.hidden": 16, "discriminator.depth": 2}
@@ -26,26 +26,6 @@ EXTRA_LOGS = {
     "ring8-gmmn": {"mmd2"},
     "ring8-mmd-gan": {"mmd2", "ae"},
 }
-
-
-def final_state(run) -> dict:
-    state, meta = load_checkpoint(run.checkpoints()[-1])
-    return {"step": meta["step"], **state}
-
-
-def assert_same(a, b, path="state"):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{path} differs"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"{path}: keys differ"
-        for key in a:
-            assert_same(a[key], b[key], f"{path}/{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{path}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, f"{path}: {a} != {b}"
 
 
 @pytest.mark.parametrize("preset", list(CASES))
