@@ -85,11 +85,28 @@ class Run:
         seed: int = 0,
         ema: bool | None = None,
         device: str | torch.device = "cpu",
+        labels: int | list[int] | Tensor | None = None,
     ) -> Tensor:
-        """n samples (images in [-1, 1], NCHW; or points) with the noise drawn from `seed`."""
+        """n samples (images in [-1, 1], NCHW; or points) with the noise drawn from `seed`.
+
+        labels (class-conditional runs: cgan, acgan): one class for every sample (an int) or n
+        labels; None: sample i has class i mod K."""
         if n < 1:
             raise GankitError(f"n: the number of samples must be at least 1, got {n}")
         G = self.generator(ema=ema, device=device)
+        if labels is not None:
+            if not hasattr(G, "num_classes"):
+                raise GankitError(
+                    f"labels: {self.config.method!r} runs are not class-conditional; "
+                    "labels are for cgan and acgan runs"
+                )
+            labels = torch.full((n,), labels) if isinstance(labels, int) else labels
+            labels = torch.as_tensor(labels, dtype=torch.long, device=device)
+            if labels.shape != (n,) or labels.min() < 0 or labels.max() >= G.num_classes:
+                raise GankitError(
+                    f"labels: expected one class in [0, {G.num_classes}) or {n} of them, "
+                    f"got {labels.tolist()}"
+                )
         gen = torch.Generator(device=device).manual_seed(seed)
         g_cfg = self.config.generator
         out = []
@@ -101,6 +118,9 @@ class Run:
                 torch.device(device),
                 gen,
             )
+            if labels is not None:
+                out.append(G(z, labels=labels[start : start + len(z)]).cpu())
+                continue
             out.append(G(z).cpu())
         return torch.cat(out)
 
@@ -116,6 +136,10 @@ class Run:
         if out.suffix == ".npy":
             np.save(out, samples.numpy())
             return out
+        G = self.generator(ema=ema)
+        if hasattr(G, "sample_grid"):  # image-to-image: (source, translation) pairs
+            with torch.no_grad():
+                samples = G.sample_grid(torch.zeros(n, 1))
         return save_samples(samples, out)
 
 

@@ -18,6 +18,6 @@ def build_dataset(options: dict, seed: int, where: str = "data") -> DataSource:
 
 
 # Importing a module registers its data sets.
-from gankit.data import cifar, digits, folder, idx, stacked, synthetic, toy2d  # noqa: E402,F401
+from gankit.data import cifar, digits, domains, folder, idx, stacked, synthetic, toy2d  # noqa: E402,F401
 
 __all__ = ["DATASETS", "DataSource", "InMemoryData", "SampledData", "build_dataset"]

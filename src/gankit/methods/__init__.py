@@ -12,6 +12,8 @@ from torch import nn
 
 from gankit.methods.base import Method
 from gankit.methods.began import BEGANMethod
+from gankit.methods.conditional import ACGANMethod, CGANMethod
+from gankit.methods.cyclegan import CycleGANMethod
 from gankit.methods.ebgan import EBGANMethod
 from gankit.methods.gan import GANMethod
 from gankit.methods.gmmn import GMMNMethod
@@ -20,6 +22,8 @@ from gankit.methods.mmd_gan import MMDGANMethod
 from gankit.methods.mrgan import MDGANMethod, MRGANMethod
 from gankit.methods.options import METHOD_OPTIONS
 from gankit.methods.pacgan import PacGANMethod
+from gankit.methods.pix2pix import Pix2PixMethod
+from gankit.methods.ssl import SSLMethod
 from gankit.methods.unrolled import UnrolledGANMethod
 
 METHODS: dict[str, type[Method]] = {
@@ -33,6 +37,11 @@ METHODS: dict[str, type[Method]] = {
     "madgan": MADGANMethod,
     "mrgan": MRGANMethod,
     "mdgan": MDGANMethod,
+    "cgan": CGANMethod,
+    "acgan": ACGANMethod,
+    "ssl": SSLMethod,
+    "pix2pix": Pix2PixMethod,
+    "cyclegan": CycleGANMethod,
 }
 assert set(METHODS) == set(METHOD_OPTIONS.names()), "every method registers its options"
 
@@ -48,6 +57,11 @@ def build_sampling_generator(cfg, data_shape) -> nn.Module | None:
 __all__ = [
     "METHODS",
     "METHOD_OPTIONS",
+    "ACGANMethod",
+    "CGANMethod",
+    "SSLMethod",
+    "CycleGANMethod",
+    "Pix2PixMethod",
     "BEGANMethod",
     "EBGANMethod",
     "GANMethod",

@@ -328,6 +328,52 @@ def compute_metrics(
     }
 
 
+# -- classifier accuracy (methods that train a classifier: ssl) ---------------------------------
+CLASSIFIER_METRICS = ("accuracy",)  # scored by `evaluate` from the run's classifier
+
+
+def run_classifier(run, checkpoint: Path, device: str | torch.device = "cpu"):
+    """(classifier, its module key) of a run whose method declares one (`classifier_keys`,
+    `build_classifier`), loaded from `checkpoint` in eval mode; None for other methods. The
+    classifier EMA when the run kept one."""
+    from gankit.methods import METHODS
+    from gankit.training.checkpoint import load_checkpoint, load_module_state
+
+    method = METHODS[run.config.method]
+    if not hasattr(method, "build_classifier"):
+        return None
+    state, meta = load_checkpoint(checkpoint)
+    key = next(k for k in method.classifier_keys if k in state["modules"])
+    data = build_dataset(run.config.data, seed=0)
+    net = method.build_classifier(run.config, tuple(meta["data_shape"]), data.num_classes)
+    load_module_state(net, state["modules"][key], key, checkpoint)
+    return net.to(device).eval(), key
+
+
+@torch.no_grad()
+def classifier_accuracy(
+    net: torch.nn.Module,
+    data_cfg: dict,
+    split: str = "test",
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> tuple[dict, dict]:
+    """Accuracy (argmax of the K logits) of a classifier on a labeled split of the run's data."""
+    options, split_used = reference_options(data_cfg, split)
+    data = build_dataset(options, seed=0)
+    if data.labels is None:
+        raise ConfigError(f"metric 'accuracy': data {data_cfg['name']!r} has no labels")
+    correct = 0
+    for start in range(0, len(data.x), batch_size):
+        x = data.x[start : start + batch_size].to(device)
+        y = data.labels[start : start + batch_size].to(device)
+        correct += int((net(x).argmax(1) == y).sum())
+    n = len(data.x)
+    scores = {"accuracy": correct / n, "test_error": 1 - correct / n, "test_errors": n - correct}
+    protocol = {"data": options, "split": split_used, "n": n, "rule": "argmax of the K logits"}
+    return scores, protocol
+
+
 def evaluate(
     run_dir: str | Path,
     metrics: list[str] | None = None,
@@ -346,10 +392,46 @@ def evaluate(
     from gankit.run import Run
 
     run = Run(run_dir)
+    if run.config.method in ("pix2pix", "cyclegan"):  # image-to-image: metrics/translation.py
+        from gankit.metrics.translation import evaluate_translation
+
+        return evaluate_translation(
+            run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
+        )
     found = run.checkpoints()
     ckpt = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
     if ckpt is None:
         raise GankitError(f"{run.path} has no checkpoint to evaluate; train it first")
+    # a run that trains a classifier (ssl): its accuracy on the test split, with the samples'
+    # metrics when none are named; --metrics accuracy alone scores only the classifier
+    accuracy = None
+    if metrics is None or "accuracy" in metrics:
+        found_classifier = run_classifier(run, ckpt, device)
+        if found_classifier is None and metrics is not None:
+            raise ConfigError(
+                f"metric 'accuracy': method {run.config.method!r} trains no classifier; "
+                "it is for semi-supervised runs (method ssl)"
+            )
+        if found_classifier is not None:
+            net, key = found_classifier
+            scores, acc_protocol = classifier_accuracy(net, run.config.data, ref_split, 256, device)
+            accuracy = (scores, {**acc_protocol, "classifier": key})
+    if metrics is not None and "accuracy" in metrics:
+        metrics = [m for m in metrics if m != "accuracy"]
+        if not metrics:
+            result = {
+                "run": str(run.path),
+                "checkpoint": ckpt.name,
+                "metrics": accuracy[0],
+                "protocol": {
+                    "metrics": ["accuracy"],
+                    "accuracy": accuracy[1],
+                    "gankit_version": __version__,
+                },
+            }
+            if write:
+                (run.path / "eval.json").write_text(json.dumps(result, indent=2, default=float))
+            return result
     G = run.generator(ema=ema, checkpoint=ckpt, device=device)
     g_cfg = run.config.generator
     result = compute_metrics(
@@ -372,6 +454,9 @@ def evaluate(
         "generator": "ema" if used_ema else "raw",
         **result,
     }
+    if accuracy is not None:
+        result["metrics"].update(accuracy[0])
+        result["protocol"]["accuracy"] = accuracy[1]
     if write:
         (run.path / "eval.json").write_text(json.dumps(result, indent=2, default=float))
     return result

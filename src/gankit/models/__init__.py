@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from gankit.errors import ConfigError
 from gankit.registry import Registry
 
 GENERATORS = Registry("generator")
@@ -29,6 +30,11 @@ def build_generator(
     latent_dim = options.pop("latent_dim")
     options.pop("latent_dist", None)
     builder = GENERATORS.get(name, where=f"{where}.name")
+    if name in ("unet", "resnet_translator"):  # models/resnet_generator.py: image -> image
+        raise ConfigError(
+            f"{where}.name: {name!r} maps images to images, not noise to images; it is for "
+            "methods pix2pix and cyclegan"
+        )
     resolved = GENERATORS.check_options(
         name, options, where, framework_args=("out_shape", "latent_dim")
     )
@@ -57,7 +63,15 @@ def build_encoder(
     return builder(in_shape=tuple(in_shape), latent_dim=latent_dim, **resolved)
 
 
-from gankit.models import autoencoder, dcgan, encoder, mlp, patchgan  # noqa: E402,F401
+import gankit.models.ssl  # noqa: E402,F401  (Salimans et al. 2016's networks)
+from gankit.models import (  # noqa: E402,F401
+    autoencoder,
+    dcgan,
+    encoder,
+    mlp,
+    patchgan,
+    resnet_generator,
+)
 
 __all__ = [
     "DISCRIMINATORS",

@@ -623,7 +623,8 @@ class Trainer:
         G = self.sample_generator()
         was_training = G.training
         G.eval()
-        samples = G(self.fixed_noise)
+        grid = getattr(G, "sample_grid", None)  # image-to-image: (source, translation) pairs
+        samples = G(self.fixed_noise) if grid is None else grid(self.fixed_noise)
         G.train(was_training)
         real = self.data.reference(N_POINTS_2D) if self._is_2d else None
         path = save_samples(

@@ -1,0 +1,287 @@
+"""Class-conditional GANs: a conditional GAN with a projection discriminator (`cgan`; Miyato &
+Koyama 2018, "cGANs with Projection Discriminator") and the auxiliary-classifier GAN (`acgan`;
+Odena et al. 2017, "Conditional Image Synthesis with Auxiliary Classifier GANs").
+
+Generator (both methods): the recipe's generator built with latent size latent_dim + embed_dim;
+a learned class embedding e(y) (embed_dim) is concatenated to z: G(z, y) = G'([z, e(y)]).
+Called with z only (sample grids, EMA, `gankit eval`), row i gets class i mod K, so every batch
+covers the classes evenly; `G(z, labels=y)` (and `Run.sample(n, labels=c)`) asks for classes.
+
+Generated labels are drawn uniformly from the K classes with their own seeded torch.Generator,
+whose state is in the checkpoints (with the latent noise), so resumed runs continue exactly.
+
+cgan: D(x, y) = psi(phi(x)) + <embed(y), phi(x)>, with phi = the recipe discriminator's
+`features` (its last hidden layer), psi its output layer and embed a K x feature_dim embedding.
+The objective (objective.name: hinge as the paper, non_saturating, ...) takes these scores for
+(x, y_real) and (G(z, y), y). One discriminator step then one generator step on the same fake
+labels (new z for the generator step).
+
+acgan: D's output layer is replaced by one with 1 + K outputs: the source logit (real/fake) and
+K class logits. With the objective's losses on the source logits and cross-entropy CE on the
+class logits (taken from the logits, F.cross_entropy, never after a softmax):
+
+    d_loss = objective.d_loss(s(x), s(G(z, c))) + w (CE(k(x), y) + CE(k(G(z, c)), c))
+    g_loss = objective.g_loss(s(G(z, c))) + w CE(k(G(z, c)), c)
+
+(the paper: D maximizes L_S + L_C, G maximizes L_C - L_S; here the objective's G loss, the
+non-saturating one by default). Logged: `acc_real`, `acc_fake` (D's class accuracy).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from gankit.config import RunConfig
+from gankit.data.base import DataSource
+from gankit.errors import ConfigError
+from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.options import (
+    METHOD_OPTIONS,
+    at_least,
+    method_options,
+    no_compile,
+    no_tricks_or_regularizers,
+    one_critic_step,
+    scoring_discriminator,
+)
+from gankit.methods.players import Players
+from gankit.models import build_discriminator, build_generator
+from gankit.objectives import build_objective
+from gankit.training.fast import FastMode
+
+
+# -- networks ---------------------------------------------------------------------------------
+class ConditionalGenerator(nn.Module):
+    """G(z, y) = base([z, embed(y)]); labels=None: row i gets class i mod K."""
+
+    def __init__(self, base: nn.Module, num_classes: int, embed_dim: int):
+        super().__init__()
+        self.base = base
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim)
+
+    def default_labels(self, n: int, device) -> Tensor:
+        return torch.arange(n, device=device) % self.num_classes
+
+    def forward(self, z: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        n = z.shape[0]
+        if labels is None:
+            labels = self.default_labels(n, z.device)
+        elif isinstance(labels, int):
+            labels = torch.full((n,), labels, dtype=torch.long, device=z.device)
+        labels = labels.to(z.device, torch.long)
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(f"labels must be in [0, {self.num_classes}), got {labels.tolist()}")
+        return self.base(torch.cat([z, self.embed(labels).to(z.dtype)], dim=1))
+
+
+def _check_feature_head(D: nn.Module, method: str) -> None:
+    if not isinstance(getattr(D, "out", None), nn.Linear) or not hasattr(D, "feature_dim"):
+        raise ConfigError(
+            f"discriminator.name: method {method!r} needs a discriminator whose output layer "
+            f"scores a feature vector (mlp, dcgan), not {type(D).__name__}"
+        )
+
+
+class ProjectionDiscriminator(nn.Module):
+    """D(x, y) = psi(phi(x)) + <embed(y), phi(x)> on a gankit discriminator (phi = features,
+    psi = head)."""
+
+    def __init__(self, D: nn.Module, num_classes: int):
+        super().__init__()
+        _check_feature_head(D, "cgan")
+        self.D = D
+        self.embed = nn.Embedding(num_classes, D.feature_dim)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        phi = self.D.features(x)
+        return self.D.head(phi) + (self.embed(labels).to(phi.dtype) * phi).sum(1)
+
+
+class ACGANDiscriminator(nn.Module):
+    """A gankit discriminator with 1 + K outputs: forward(x) -> (source logit (N,), class
+    logits (N, K))."""
+
+    def __init__(self, D: nn.Module, num_classes: int):
+        super().__init__()
+        _check_feature_head(D, "acgan")
+        D.out = nn.Linear(D.feature_dim, 1 + num_classes)
+        self.D = D
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.D.out(self.D.features(x))
+        return out[:, 0], out[:, 1:]
+
+
+# -- ACGAN losses (pure functions of D's outputs) ---------------------------------------------
+def acgan_losses(
+    objective, s_real, k_real, y_real, s_fake, k_fake, y_fake, class_weight: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """(d_loss, g_loss) for ACGAN from source logits s and class logits k (not softmaxed)."""
+    ce_real = F.cross_entropy(k_real.float(), y_real)
+    ce_fake = F.cross_entropy(k_fake.float(), y_fake)
+    d_loss = objective.d_loss(s_real.float(), s_fake.float()) + class_weight * (ce_real + ce_fake)
+    return d_loss, ce_fake
+
+
+# -- methods ----------------------------------------------------------------------------------
+class ConditionalMethod(Players):
+    """Shared setup: conditional G, a discriminator built by `wrap_discriminator`, optimizers,
+    the latent noise and the generated-label stream."""
+
+    name = "cgan"
+
+    def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
+        Method.__init__(self, cfg, data, device)
+        opts = method_options(cfg)
+        if not data.num_classes:
+            raise ConfigError(
+                f"data: method {self.name!r} needs a labeled data set (digits, idx, cifar10, "
+                f"a folder with one subfolder per class); {data.name} has no labels"
+            )
+        self.num_classes = K = int(data.num_classes)
+        self.objective = build_objective(cfg.objective)
+        self.fast = fast = FastMode(cfg.fast, device)
+        fused = fast.fused_optimizer
+        self.generator = fast.prepare(
+            self.build_sampler(cfg, tuple(data.shape), K, opts["embed_dim"]).to(device)
+        )
+        D = build_discriminator(cfg.discriminator, data.shape)
+        self.discriminator = fast.prepare(self.wrap_discriminator(D, K).to(device))
+        self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
+        self.opt_d = build_optimizer(
+            self.discriminator.parameters(), cfg.optim.discriminator, fused
+        )
+        self.noise = Noise(
+            cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
+        )
+        self.label_gen = torch.Generator(device=device).manual_seed(cfg.seed + 5)
+        self.batch_size = cfg.schedule.batch_size
+        self.class_weight = opts.get("class_weight", 1.0)
+
+    @classmethod
+    def build_sampler(cls, cfg, shape, num_classes: int | None = None, embed_dim=None):
+        """The conditional generator of a recipe (also for loading a checkpoint's generator)."""
+        if num_classes is None:
+            from gankit.data import build_dataset
+
+            num_classes = build_dataset(cfg.data, seed=cfg.seed).num_classes
+        if embed_dim is None:
+            embed_dim = method_options(cfg)["embed_dim"]
+        g_cfg = dict(cfg.generator)
+        g_cfg["latent_dim"] = g_cfg["latent_dim"] + embed_dim
+        return ConditionalGenerator(build_generator(g_cfg, shape), int(num_classes), embed_dim)
+
+    def wrap_discriminator(self, D: nn.Module, K: int) -> nn.Module:
+        return ProjectionDiscriminator(D, K)
+
+    def fake_labels(self, n: int) -> Tensor:
+        return torch.randint(
+            0, self.num_classes, (n,), generator=self.label_gen, device=self.device
+        )
+
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "labels": self.label_gen.get_state()}
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        self.label_gen.set_state(state["labels"])
+
+    def train_step(self, step: int) -> dict[str, Tensor]:
+        G, D, fast, n = self.generator, self.discriminator, self.fast, self.batch_size
+        real, y_real = self.data.batch(n)
+        y_fake = self.fake_labels(n)
+        logs: dict[str, Tensor] = {}
+        with fast.autocast():
+            with torch.no_grad():
+                fake = G(self.noise(n), y_fake)
+            d_real, d_fake = D(real, y_real).float(), D(fake, y_fake).float()
+            d_loss = self.objective.d_loss(d_real, d_fake)
+        self.update(d_loss, "discriminator", logs)
+        D.requires_grad_(False)
+        try:
+            with fast.autocast():
+                g_loss = self.objective.g_loss(D(G(self.noise(n), y_fake), y_fake).float())
+            self.update(g_loss, "generator", logs)
+        finally:
+            D.requires_grad_(True)
+        logs.update(
+            d_loss=d_loss.detach(),
+            g_loss=g_loss.detach(),
+            d_real=d_real.detach().mean(),
+            d_fake=d_fake.detach().mean(),
+        )
+        return logs
+
+
+class CGANMethod(ConditionalMethod):
+    name = "cgan"
+
+
+class ACGANMethod(ConditionalMethod):
+    name = "acgan"
+
+    def wrap_discriminator(self, D: nn.Module, K: int) -> nn.Module:
+        return ACGANDiscriminator(D, K)
+
+    def train_step(self, step: int) -> dict[str, Tensor]:
+        G, D, fast, n = self.generator, self.discriminator, self.fast, self.batch_size
+        real, y_real = self.data.batch(n)
+        y_fake = self.fake_labels(n)
+        logs: dict[str, Tensor] = {}
+        with fast.autocast():
+            with torch.no_grad():
+                fake = G(self.noise(n), y_fake)
+            s_real, k_real = D(real)
+            s_fake, k_fake = D(fake)
+            d_loss, _ = acgan_losses(
+                self.objective, s_real, k_real, y_real, s_fake, k_fake, y_fake, self.class_weight
+            )
+        self.update(d_loss, "discriminator", logs)
+        D.requires_grad_(False)
+        try:
+            with fast.autocast():
+                s_gen, k_gen = D(G(self.noise(n), y_fake))
+                ce_gen = F.cross_entropy(k_gen.float(), y_fake)
+                g_loss = self.objective.g_loss(s_gen.float()) + self.class_weight * ce_gen
+            self.update(g_loss, "generator", logs)
+        finally:
+            D.requires_grad_(True)
+        logs.update(
+            d_loss=d_loss.detach(),
+            g_loss=g_loss.detach(),
+            acc_real=(k_real.detach().argmax(1) == y_real).float().mean(),
+            acc_fake=(k_fake.detach().argmax(1) == y_fake).float().mean(),
+        )
+        return logs
+
+
+def _conditional_checks(cfg, method: str, embed_dim: int) -> None:
+    at_least(embed_dim, 1, "embed_dim")
+    scoring_discriminator(cfg, method)
+    no_tricks_or_regularizers(cfg, method)
+    one_critic_step(cfg, method)
+    no_compile(cfg, method)
+    if cfg.objective["name"] in ("wasserstein", "wgan_gp"):
+        raise ConfigError(
+            f"objective.name: method {method!r} runs no weight clipping or gradient penalty; "
+            "use hinge, non_saturating, minimax or least_squares"
+        )
+
+
+@METHOD_OPTIONS.register("cgan")
+def cgan_options(cfg, embed_dim: int = 32) -> None:
+    """embed_dim: size of the class embedding concatenated to z in the generator. D is the
+    projection discriminator built on the recipe's discriminator (mlp, dcgan)."""
+    _conditional_checks(cfg, "cgan", embed_dim)
+
+
+@METHOD_OPTIONS.register("acgan")
+def acgan_options(cfg, embed_dim: int = 32, class_weight: float = 1.0) -> None:
+    """embed_dim: as cgan; class_weight: weight of the class cross-entropies in both losses."""
+    _conditional_checks(cfg, "acgan", embed_dim)
+    if class_weight < 0:
+        raise ConfigError(f"method_options.class_weight: must be >= 0, got {class_weight}")

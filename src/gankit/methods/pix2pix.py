@@ -1,0 +1,152 @@
+"""pix2pix (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial
+Networks").
+
+A generator G maps an input image x to an output (the recipe's generator section: unet, the
+paper's, or resnet_translator); a conditional PatchGAN discriminator D (the recipe's
+discriminator section) scores the input and an output concatenated on the channels, (x, y) for
+the true target y and (x, G(x)) for the translation. With ||.||_1 the mean absolute error:
+
+    D:  (loss of D(x, y) as real + loss of D(x, G(x)) as fake) / 2       (the paper halves it)
+    G:  adversarial loss of D(x, G(x)) + l1_weight ||y - G(x)||_1       (paper: lambda = 100)
+
+with the recipe's objective, non_saturating (the paper's) or least_squares, at the paper's scale
+(methods/translation.py `paper_losses`). The paper gives G no noise z: its randomness is dropout
+(generator.dropout, 0.5 in the three innermost decoder blocks as in the paper); the paper keeps
+dropout on at test time, gankit's sample grids and eval run the generator in eval mode (no
+dropout). One step, as the authors' code: G translates the batch; D takes one step on the real
+and the (detached) generated pairs; G takes one step against the updated D, on the same
+translation.
+
+Data: paired domains (data/domains.py, `transformed` with paired: true); `direction` AtoB maps
+domain A to B, BtoA the reverse. `method.generator` is the TranslationSampler of G.
+Logged: d_loss, g_loss, adv (G's adversarial term), l1 (the unweighted L1 distance).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from gankit.config import RunConfig
+from gankit.data.base import DataSource
+from gankit.errors import ConfigError
+from gankit.methods.base import Method, build_optimizer
+from gankit.methods.cyclegan import l1
+from gankit.methods.gan import grad_norm
+from gankit.methods.options import METHOD_OPTIONS, at_least, method_options
+from gankit.methods.translation import (
+    BANK,
+    TranslationSampler,
+    check_recipe,
+    paper_losses,
+    sampler_bank,
+    two_domains,
+)
+from gankit.models import build_discriminator
+from gankit.models.resnet_generator import build_translator
+from gankit.objectives import build_objective
+from gankit.training.fast import FastMode
+
+
+def pair_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """D's input shape: input and output (both of `shape`) on the channels."""
+    return (2 * shape[0], *shape[1:])
+
+
+class Pix2PixMethod(Method):
+    def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
+        super().__init__(cfg, data, device)
+        self.data = data = two_domains(data, "pix2pix")
+        if not data.paired:
+            raise ConfigError(
+                "data: pix2pix needs paired domains (e.g. data {name: transformed, paired: true})"
+            )
+        if data.shape_a != data.shape_b:
+            raise ConfigError(
+                f"data: pix2pix needs both domains of one shape, got A {data.shape_a} and "
+                f"B {data.shape_b}"
+            )
+        opts = method_options(cfg)
+        self.l1_weight = opts["l1_weight"]
+        self.reverse = opts["direction"] == "BtoA"
+        self.fast = fast = FastMode(cfg.fast, device)
+        shape = data.shape_a
+        G = build_translator(cfg.generator, shape, shape[0])
+        source = data.images("b" if self.reverse else "a")[0]
+        bank = sampler_bank(source[torch.arange(BANK) % len(source)])
+        self.generator = fast.prepare(TranslationSampler(G, bank).to(device))
+        D = build_discriminator(cfg.discriminator, pair_shape(shape))
+        self.discriminator = fast.prepare(D.to(device))
+        fused = fast.fused_optimizer
+        self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
+        self.opt_d = build_optimizer(
+            self.discriminator.parameters(), cfg.optim.discriminator, fused
+        )
+        self.d_loss_fn, self.g_adv_fn = paper_losses(build_objective(cfg.objective))
+        self.batch_size = cfg.schedule.batch_size
+
+    @classmethod
+    def build_sampler(cls, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        net = build_translator(cfg.generator, shape, shape[0])
+        return TranslationSampler(net, torch.zeros(BANK, *shape))
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    def extra_state(self) -> dict:
+        return {"fast": self.fast.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.fast.load_state_dict(state.get("fast", {}))
+
+    def _update(self, loss: Tensor, player: str, logs: dict) -> None:
+        module, opt, fast = self.modules()[player], self.optimizers()[player], self.fast
+        opt.zero_grad(set_to_none=True)
+        fast.backward(loss)
+        if self.collect_stats:
+            fast.unscale(opt)
+            logs[f"grad_norm/{player}"] = grad_norm(module)
+        fast.step(opt)
+
+    def train_step(self, step: int) -> dict[str, Tensor]:
+        G, D, fast = self.generator.net, self.discriminator, self.fast
+        x, y, _ = self.data.batch_pairs(self.batch_size)
+        if self.reverse:
+            x, y = y, x
+        logs: dict[str, Tensor] = {}
+        with fast.autocast():
+            fake = G(x)  # kept for the generator step
+            d_real = D(torch.cat([x, y], 1)).float()
+            d_fake = D(torch.cat([x, fake.detach()], 1)).float()
+            d_loss = self.d_loss_fn(d_real, d_fake)
+        self._update(d_loss, "discriminator", logs)
+        D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+        try:
+            with fast.autocast():
+                adv = self.g_adv_fn(D(torch.cat([x, fake], 1)).float())
+                dist = l1(fake, y)
+                g_loss = adv + self.l1_weight * dist
+            self._update(g_loss, "generator", logs)
+        finally:
+            D.requires_grad_(True)
+        logs.update(
+            d_loss=d_loss.detach(), g_loss=g_loss.detach(), adv=adv.detach(), l1=dist.detach()
+        )
+        return logs
+
+
+@METHOD_OPTIONS.register("pix2pix")
+def pix2pix_options(
+    cfg, l1_weight: float = 100.0, direction: Literal["AtoB", "BtoA"] = "AtoB"
+) -> None:
+    """l1_weight: the L1 term's weight (paper: lambda = 100); direction: AtoB translates the
+    data's domain A into B, BtoA the reverse."""
+    at_least(l1_weight, 0.0, "l1_weight")
+    check_recipe(cfg, "pix2pix")
+    if cfg.data["name"] != "transformed" or not cfg.data.get("paired"):
+        raise ConfigError("data: pix2pix needs paired data: {name: transformed, paired: true, ...}")

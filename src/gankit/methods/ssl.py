@@ -1,0 +1,275 @@
+"""Semi-supervised GAN with a K+1 classifier (Salimans et al. 2016, "Improved Techniques for
+Training GANs", section 5), as its official code (openai/improved-gan,
+mnist_svhn_cifar10/train_mnist_feature_matching.py) trains it.
+
+The discriminator is a K-way classifier with logits l(x); the K+1-th class ("generated") has its
+logit fixed at 0, so with Z(x) = sum_k exp l_k(x) = exp(lse(l)):
+
+    D(x) = Z / (Z + 1),   log D(x) = lse(l) - softplus(lse(l)),   log(1 - D(x)) = -softplus(lse(l))
+
+(all from logsumexp and softplus: finite for any logits). One step:
+
+    discriminator: a labeled batch (x_l, y), an unlabeled real batch x_u and a generated batch,
+        d_loss = CE(l(x_l), y) + w * loss_unl,
+        loss_unl = -1/2 E log D(x_u) - 1/2 E log(1 - D(G(z)))            (w: unlabeled_weight)
+    generator: feature matching against a second unlabeled stream x_u' and new z,
+        g_loss = mean_j (E f_j(x_u') - E f_j(G(z)))^2
+        on D's features f (the layer `feature_layer` names; default its last hidden layer).
+
+The labeled set: `labels_per_class` examples of each class, the first ones of a permutation of the
+training set seeded with `label_seed` (the official selection with seed_data); it is cycled
+("tiled"), each pass in a new seeded order. Batch composition: `labeled_batch` labeled,
+schedule.batch_size unlabeled and `fake_batch` generated samples per step (the paper: 100 each).
+The discriminator's weight-normalized layers get their data-dependent init on the first
+`init_batch` training samples at construction (models with `data_init`).
+
+An exponential moving average of the classifier's parameters (`ema_decay`, 0.9999 as the
+official 0.0001 update; 0 turns it off) is what `gankit eval` tests (`accuracy`); the official
+code starts the average at zero, here it starts at the initialized weights. The three data
+streams, the noise, the classifier EMA and everything else are in the checkpoints.
+Logged: loss_lab, loss_unl, train_err (error on the labeled batch), p_real, p_fake (mean D).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from gankit.config import RunConfig
+from gankit.data.base import DataSource, InMemoryData
+from gankit.errors import ConfigError
+from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.options import (
+    METHOD_OPTIONS,
+    at_least,
+    in_range,
+    method_options,
+    no_compile,
+    no_tricks_or_regularizers,
+    one_critic_step,
+    scoring_discriminator,
+)
+from gankit.methods.players import Players
+from gankit.models import build_discriminator, build_generator
+from gankit.training.ema import EMA
+from gankit.training.fast import FastMode
+
+
+# -- the K+1 probabilities and losses (pure functions of the K logits) ------------------------
+def log_d(logits: Tensor) -> Tensor:
+    """log D(x) = log(Z / (Z + 1)) = lse(l) - softplus(lse(l)), per sample."""
+    lse = torch.logsumexp(logits.float(), dim=1)
+    return lse - F.softplus(lse)
+
+
+def log_one_minus_d(logits: Tensor) -> Tensor:
+    """log(1 - D(x)) = log(1 / (Z + 1)) = -softplus(lse(l)), per sample."""
+    return -F.softplus(torch.logsumexp(logits.float(), dim=1))
+
+
+def ssl_d_losses(
+    logits_lab: Tensor, labels: Tensor, logits_unl: Tensor, logits_fake: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(loss_lab, loss_unl): the supervised cross-entropy over the K classes on the labeled batch
+    and -1/2 E log D(x_u) - 1/2 E log(1 - D(G(z)))."""
+    loss_lab = F.cross_entropy(logits_lab.float(), labels)
+    loss_unl = -0.5 * log_d(logits_unl).mean() - 0.5 * log_one_minus_d(logits_fake).mean()
+    return loss_lab, loss_unl
+
+
+def feature_matching(f_real: Tensor, f_fake: Tensor) -> Tensor:
+    """mean over features of (batch mean of f_real - batch mean of f_fake)^2."""
+    return (f_real.float().mean(0) - f_fake.float().mean(0)).square().mean()
+
+
+def labeled_subset(labels: Tensor, per_class: int, seed: int, num_classes: int) -> Tensor:
+    """Indices of `per_class` examples of each class: the first of each class in a permutation
+    seeded with `seed`, grouped by class."""
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    shuffled = labels.cpu()[perm]
+    chosen = []
+    for c in range(num_classes):
+        idx = perm[shuffled == c][:per_class]
+        if len(idx) < per_class:
+            raise ConfigError(
+                f"method_options.labels_per_class: class {c} has only {len(idx)} training "
+                f"examples, fewer than {per_class}"
+            )
+        chosen.append(idx)
+    return torch.cat(chosen)
+
+
+# -- the classifier ---------------------------------------------------------------------------
+def with_class_logits(D: nn.Module, num_classes: int) -> nn.Module:
+    """The recipe's discriminator as a K-way classifier: ssl_mlp has K logits already; mlp/dcgan
+    get an output layer with K outputs (on their features)."""
+    if getattr(D, "n_classes", None) is not None:
+        if D.n_classes != num_classes:
+            raise ConfigError(
+                f"discriminator.n_classes: {D.n_classes}, but the data has {num_classes} classes"
+            )
+        return D
+    if not isinstance(getattr(D, "out", None), nn.Linear) or not hasattr(D, "feature_dim"):
+        raise ConfigError(
+            f"discriminator.name: method 'ssl' needs a discriminator whose output layer scores "
+            f"a feature vector (ssl_mlp, mlp, dcgan), not {type(D).__name__}"
+        )
+    D.out = nn.Linear(D.feature_dim, num_classes)
+    return D
+
+
+def build_classifier(cfg, shape, num_classes: int) -> nn.Module:
+    return with_class_logits(build_discriminator(cfg.discriminator, shape), num_classes)
+
+
+def _in_memory(data: DataSource) -> InMemoryData:
+    base = getattr(data, "source", data)  # under torchrun, the sharded source's own data
+    if not isinstance(base, InMemoryData) or base.labels is None or not base.num_classes:
+        raise ConfigError(
+            f"data: method 'ssl' needs a labeled in-memory data set (digits, idx, cifar10, "
+            f"folder with class subfolders); {data.name} is not one"
+        )
+    return base
+
+
+class SSLMethod(Players):
+    # modules() key of the network `gankit eval` tests (metrics/evaluate.py: accuracy)
+    classifier_keys = ("classifier_ema", "discriminator")
+
+    def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
+        Method.__init__(self, cfg, data, device)
+        opts = method_options(cfg)
+        base = _in_memory(data)
+        self.num_classes = K = int(base.num_classes)
+        self.fast = fast = FastMode(cfg.fast, device)
+        fused = fast.fused_optimizer
+        self.generator = fast.prepare(build_generator(cfg.generator, data.shape).to(device))
+        D = build_classifier(cfg, data.shape, K).to(device)
+        if hasattr(D, "data_init"):  # weight normalization's data-dependent init
+            D.data_init(base.reference(opts["init_batch"]).to(device))
+        self.discriminator = fast.prepare(D)
+        self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
+        self.opt_d = build_optimizer(D.parameters(), cfg.optim.discriminator, fused)
+        self.ema = EMA(D, opts["ema_decay"]) if opts["ema_decay"] > 0 else None
+        self.noise = Noise(
+            cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
+        )
+        # the labeled set, cycled in a new seeded order each pass, and a second unlabeled stream
+        # for the generator's feature matching (the official trainx_unl2)
+        idx = labeled_subset(base.labels, opts["labels_per_class"], opts["label_seed"], K)
+        idx = idx.to(base.x.device)
+        self.labeled = InMemoryData(
+            base.x[idx], base.labels[idx], seed=cfg.seed + 7, name="labeled", num_classes=K
+        )
+        self.unlabeled2 = InMemoryData(base.x, None, seed=cfg.seed + 8, name="unlabeled2")
+        if base is not data:  # torchrun: every process keeps its rows of the global batches
+            from gankit.training.distributed import ShardedData
+
+            self.labeled = ShardedData(self.labeled, data.rank, data.world)
+            self.unlabeled2 = ShardedData(self.unlabeled2, data.rank, data.world)
+        self.labeled_batch = opts["labeled_batch"] or cfg.schedule.batch_size
+        self.fake_batch = opts["fake_batch"] or cfg.schedule.batch_size
+        self.batch_size = cfg.schedule.batch_size
+        self.unlabeled_weight = opts["unlabeled_weight"]
+        self.feature_layer = opts["feature_layer"]
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The network to test: the EMA of the discriminator when kept."""
+        return self.discriminator if self.ema is None else self.ema.model
+
+    @classmethod
+    def build_classifier(cls, cfg, shape, num_classes: int) -> nn.Module:
+        return build_classifier(cfg, shape, num_classes)
+
+    def modules(self) -> dict[str, nn.Module]:
+        mods = super().modules()
+        if self.ema is not None:
+            mods["classifier_ema"] = self.ema.model
+        return mods
+
+    def extra_state(self) -> dict:
+        return {
+            **super().extra_state(),
+            "labeled": self.labeled.state_dict(),
+            "unlabeled2": self.unlabeled2.state_dict(),
+        }
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        self.labeled.load_state_dict(state["labeled"])
+        self.unlabeled2.load_state_dict(state["unlabeled2"])
+
+    def features(self, D: nn.Module, x: Tensor) -> Tensor:
+        if self.feature_layer == "features":
+            return D.features(x)
+        return D.named_features(x)[self.feature_layer]
+
+    def train_step(self, step: int) -> dict[str, Tensor]:
+        G, D, fast = self.generator, self.discriminator, self.fast
+        x_lab, y_lab = self.labeled.batch(self.labeled_batch)
+        x_unl, _ = self.data.batch(self.batch_size)
+        logs: dict[str, Tensor] = {}
+        with fast.autocast():
+            with torch.no_grad():
+                fake = G(self.noise(self.fake_batch))
+            # separate passes: any batch statistics see each batch alone
+            l_lab, l_unl, l_fake = D(x_lab).float(), D(x_unl).float(), D(fake).float()
+            loss_lab, loss_unl = ssl_d_losses(l_lab, y_lab, l_unl, l_fake)
+            d_loss = loss_lab + self.unlabeled_weight * loss_unl
+        self.update(d_loss, "discriminator", logs)
+        if self.ema is not None:
+            self.ema.update(D, step)
+        # generator: feature matching on new noise and the second unlabeled stream
+        x_unl2, _ = self.unlabeled2.batch(self.batch_size)
+        D.requires_grad_(False)
+        try:
+            with fast.autocast():
+                f_real = self.features(D, x_unl2).detach()
+                f_fake = self.features(D, G(self.noise(self.fake_batch)))
+                g_loss = feature_matching(f_real, f_fake)
+            self.update(g_loss, "generator", logs)
+        finally:
+            D.requires_grad_(True)
+        logs.update(
+            d_loss=d_loss.detach(),
+            g_loss=g_loss.detach(),
+            loss_lab=loss_lab.detach(),
+            loss_unl=loss_unl.detach(),
+            train_err=(l_lab.detach().argmax(1) != y_lab).float().mean(),
+            p_real=log_d(l_unl.detach()).exp().mean(),
+            p_fake=log_d(l_fake.detach()).exp().mean(),
+        )
+        return logs
+
+
+@METHOD_OPTIONS.register("ssl")
+def ssl_options(
+    cfg,
+    labels_per_class: int = 10,
+    label_seed: int = 1,
+    labeled_batch: int = 0,
+    fake_batch: int = 0,
+    unlabeled_weight: float = 1.0,
+    feature_layer: str = "features",
+    ema_decay: float = 0.9999,
+    init_batch: int = 500,
+) -> None:
+    """labels_per_class: labeled examples of each class (the rest of the training set is used
+    unlabeled); label_seed: seed of their selection (the official seed_data 1); labeled_batch,
+    fake_batch: labeled and generated samples per step (0: schedule.batch_size, the unlabeled
+    batch); unlabeled_weight: weight of the unsupervised loss; feature_layer: D's layer for
+    feature matching ("features": its last hidden layer; or a name of its named_features, e.g.
+    h3 for ssl_mlp); ema_decay: EMA of the classifier for testing (0: none); init_batch: samples
+    for the data-dependent init of weight-normalized layers."""
+    at_least(labels_per_class, 1, "labels_per_class")
+    at_least(labeled_batch, 0, "labeled_batch")
+    at_least(fake_batch, 0, "fake_batch")
+    at_least(unlabeled_weight, 0.0, "unlabeled_weight")
+    in_range(ema_decay, 0.0, 1.0, "ema_decay")
+    at_least(init_batch, 2, "init_batch")
+    scoring_discriminator(cfg, "ssl")
+    no_tricks_or_regularizers(cfg, "ssl")
+    one_critic_step(cfg, "ssl")
+    no_compile(cfg, "ssl")
