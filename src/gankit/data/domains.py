@@ -11,7 +11,7 @@ checkpointed, so resume is exact. `batch(n)` (the generic interface) is a batch 
 Registered data sets (each a `data:` section):
 
     transformed     A = images of a source data set, B = a fixed transform of them
-                    (invert, rotate90, flip, blur, edges). paired: true keeps (x, T(x)) pairs;
+                    (invert, rotate90, flip, blur, edges, warp). paired: true keeps (x, T(x)) pairs;
                     paired: false (the default) splits the source in two halves with a fixed
                     seed, A from one and T(B) from the other, so no image appears in both
                     domains (a truly unpaired task whose labels are known, see
@@ -33,9 +33,34 @@ from gankit.data import DATASETS, build_dataset
 from gankit.data.base import DataSource, InMemoryData
 from gankit.errors import ConfigError, DataError
 
-Transform = Literal["invert", "rotate90", "flip", "blur", "edges"]
+Transform = Literal["invert", "rotate90", "flip", "blur", "edges", "warp"]
 # transforms with an exact inverse (for label preservation of A -> B translations)
 INVERTIBLE = ("invert", "rotate90", "flip")
+# the "pose" warp: a rotation by WARP_DEGREES (clockwise as displayed, rows down) after a shear
+# x' = x + WARP_SHEAR y, in normalized coordinates about the image centre
+WARP_DEGREES, WARP_SHEAR = 20.0, 0.25
+
+
+def warp_matrix(inverse: bool = False) -> Tensor:
+    """The 2x3 affine matrix that grid_sample reads the warped image through: output pixel p
+    takes the input at M p (M = (R S)^-1 for the warp; R S itself for its inverse)."""
+    t = torch.tensor(WARP_DEGREES, dtype=torch.float64).deg2rad()
+    rot = torch.tensor([[t.cos(), -t.sin()], [t.sin(), t.cos()]], dtype=torch.float64)
+    shear = torch.tensor([[1.0, WARP_SHEAR], [0.0, 1.0]], dtype=torch.float64)
+    forward = rot @ shear
+    m = forward if inverse else torch.linalg.inv(forward)
+    return torch.cat([m, torch.zeros(2, 1, dtype=torch.float64)], 1).float()
+
+
+def affine_warp(x: Tensor, inverse: bool = False) -> Tensor:
+    """The warp (or its inverse) of [-1, 1] images: bilinear, align_corners False, the
+    background value -1 outside the image (x + 1 is sampled with zero padding)."""
+    m = warp_matrix(inverse).to(x.device).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(m, list(x.shape), align_corners=False)
+    out = F.grid_sample(
+        x.float() + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return out - 1
 
 
 # -- transforms (images in [-1, 1], NCHW) ---------------------------------------------------------
@@ -61,17 +86,22 @@ def apply_transform(name: str, x: Tensor) -> Tensor:
         mag = g.pow(2).sum(1).sqrt().view(x.shape[0], c, *x.shape[2:])
         top = mag.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1, 1)
         return mag / top * 2 - 1
+    if name == "warp":  # a fixed rotation + shear ("pose"), WARP_DEGREES and WARP_SHEAR
+        return affine_warp(x)
     raise ValueError(f"unknown transform {name!r}")
 
 
 def invert_transform(name: str, y: Tensor) -> Tensor:
-    """T^-1(y) for the invertible transforms."""
+    """T^-1(y) for the invertible transforms; for "warp" the inverse affine map (exact up to
+    the bilinear resampling and what the warp moved outside the image)."""
     if name == "invert":
         return -y
     if name == "rotate90":
         return torch.rot90(y, -1, dims=(2, 3))
     if name == "flip":
         return torch.flip(y, dims=(3,))
+    if name == "warp":
+        return affine_warp(y, inverse=True)
     raise ValueError(f"transform {name!r} has no inverse; invertible: {', '.join(INVERTIBLE)}")
 
 
@@ -266,4 +296,44 @@ def unpaired(seed: int, a: dict, b: dict, split: str | None = None) -> DomainDat
     db = _source(b, seed, "data.b", split)
     return DomainData(
         da.x, db.x, da.labels, db.labels, paired=False, seed=seed, name=f"{da.name}-vs-{db.name}"
+    )
+
+
+@DATASETS.register("rendered_digits")
+def rendered_digits(
+    seed: int,
+    n: int = 4000,
+    real: dict = {"name": "digits"},  # noqa: B006 - read only
+    split: str | None = None,
+    font: str | None = None,
+    render_seed: int = 0,
+    scale: tuple[float, float] = (0.75, 0.95),
+    max_rotation: float = 10.0,
+    max_shift: float = 0.08,
+) -> DomainData:
+    """SimGAN's offline task: A = n digits rendered with a font (data/rendered.py; labels are
+    the rendered digits), B = real digit images (default scikit-learn digits), unpaired.
+    The synthetic set is fixed by render_seed (not the run's seed); split test renders another
+    set (render_seed + 1) and takes the real test split."""
+    from gankit.data.rendered import render_digits
+
+    if n < 2:
+        raise ConfigError(f"data.n: needs at least 2 synthetic images, got {n}")
+    src = _source(real, seed, "data.real", split)
+    size = src.shape[-1]
+    if src.shape[0] != 1 or src.shape[1] != size:
+        raise ConfigError(f"data.real: needs square grayscale images, got {src.shape}")
+    salt = 1 if split == "test" else 0
+    x, y = render_digits(
+        n, render_seed + salt, size, 4 * size, tuple(scale), max_rotation, max_shift, font
+    )
+    return DomainData(
+        x,
+        src.x,
+        y,
+        src.labels,
+        paired=False,
+        seed=seed,
+        name=f"rendered-digits-vs-{src.name}",
+        num_classes=10,
     )

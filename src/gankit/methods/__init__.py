@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from torch import nn
 
+from gankit.methods.adagan import AdaGANMethod
 from gankit.methods.base import Method
 from gankit.methods.began import BEGANMethod
+from gankit.methods.composite import CompositeMethod
 from gankit.methods.conditional import ACGANMethod, CGANMethod
 from gankit.methods.cyclegan import CycleGANMethod
 from gankit.methods.ebgan import EBGANMethod
 from gankit.methods.gan import GANMethod
 from gankit.methods.gmmn import GMMNMethod
+from gankit.methods.lapgan import LapGANMethod
 from gankit.methods.madgan import MADGANMethod
 from gankit.methods.mmd_gan import MMDGANMethod
 from gankit.methods.mrgan import MDGANMethod, MRGANMethod
 from gankit.methods.options import METHOD_OPTIONS
 from gankit.methods.pacgan import PacGANMethod
 from gankit.methods.pix2pix import Pix2PixMethod
+from gankit.methods.simgan import SimGANMethod
 from gankit.methods.ssl import SSLMethod
 from gankit.methods.unrolled import UnrolledGANMethod
 
@@ -42,6 +46,10 @@ METHODS: dict[str, type[Method]] = {
     "ssl": SSLMethod,
     "pix2pix": Pix2PixMethod,
     "cyclegan": CycleGANMethod,
+    "lapgan": LapGANMethod,
+    "adagan": AdaGANMethod,
+    "composite": CompositeMethod,
+    "simgan": SimGANMethod,
 }
 assert set(METHODS) == set(METHOD_OPTIONS.names()), "every method registers its options"
 
@@ -58,9 +66,13 @@ __all__ = [
     "METHODS",
     "METHOD_OPTIONS",
     "ACGANMethod",
+    "AdaGANMethod",
+    "LapGANMethod",
     "CGANMethod",
     "SSLMethod",
     "CycleGANMethod",
+    "CompositeMethod",
+    "SimGANMethod",
     "Pix2PixMethod",
     "BEGANMethod",
     "EBGANMethod",

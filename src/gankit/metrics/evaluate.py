@@ -392,6 +392,18 @@ def evaluate(
     from gankit.run import Run
 
     run = Run(run_dir)
+    if run.config.method == "simgan":  # refiner: metrics/refinement.py
+        from gankit.metrics.refinement import evaluate_refinement
+
+        return evaluate_refinement(
+            run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
+        )
+    if run.config.method == "composite":  # paired image-to-image: metrics/translation.py
+        from gankit.metrics.translation import evaluate_translation
+
+        return evaluate_translation(
+            run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
+        )
     if run.config.method in ("pix2pix", "cyclegan"):  # image-to-image: metrics/translation.py
         from gankit.metrics.translation import evaluate_translation
 

@@ -79,6 +79,31 @@ def translation_metrics(
     return out
 
 
+@torch.no_grad()
+def target_fid(
+    G: nn.Module, data: DomainData, classifier: nn.Module, reverse: bool, batch_size: int = 256
+) -> dict[str, float]:
+    """FID (classifier features, metrics/fid.py) of G's translations of every source image to
+    the true targets: fid_ba for reverse (B -> A), else fid_ab; `fid_source` is the FID of the
+    untranslated sources to the targets (the score before any translation)."""
+    from gankit.metrics.fid import FeatureStats, fid
+
+    src, dst = ("b", "a") if reverse else ("a", "b")
+    x, y = data.images(src)[0], data.images(dst)[0]
+
+    def stats(images: Tensor) -> FeatureStats:
+        feats = [
+            classifier(images[i : i + batch_size])[0] for i in range(0, len(images), batch_size)
+        ]
+        return FeatureStats.from_features(torch.cat(feats).float())
+
+    target = stats(y)
+    return {
+        f"fid_{src}{dst}": fid(target, stats(_map(G, x, batch_size))),
+        "fid_source": fid(target, stats(x)),
+    }
+
+
 def source_classifier(data_cfg: dict) -> str | None:
     """The shipped classifier for a transformed task's source data, or None."""
     from gankit.metrics.evaluate import auto_extractor
@@ -111,8 +136,8 @@ def evaluate_translation(
     start = time.perf_counter()
     run = Run(run_dir)
     cfg = run.config
-    if cfg.method not in ("pix2pix", "cyclegan"):
-        raise GankitError(f"{run.path}: a {cfg.method!r} run, not pix2pix or cyclegan")
+    if cfg.method not in ("pix2pix", "cyclegan", "composite"):
+        raise GankitError(f"{run.path}: a {cfg.method!r} run, not pix2pix, cyclegan or composite")
     found = run.checkpoints()
     ckpt = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
     if ckpt is None:
@@ -133,8 +158,11 @@ def evaluate_translation(
         F = F.to(device).eval()
     name = source_classifier(cfg.data) if classifier == "auto" else classifier
     model = load_classifier(name).to(device) if name else None
-    reverse = cfg.method == "pix2pix" and cfg.method_options.get("direction") == "BtoA"
+    paired = cfg.method in ("pix2pix", "composite")
+    reverse = paired and cfg.method_options.get("direction") == "BtoA"
     metrics = translation_metrics(G, data, F, model, reverse=reverse)
+    if cfg.method == "composite" and model is not None:  # FID of the outputs to the targets
+        metrics.update(target_fid(G, data, model, reverse))
     used_ema = ema if ema is not None else cfg.ema.enabled
     n_in = metrics["n_b"] if reverse else metrics["n_a"] + (metrics["n_b"] if F else 0)
     result = {

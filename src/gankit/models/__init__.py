@@ -70,6 +70,7 @@ from gankit.models import (  # noqa: E402,F401
     encoder,
     mlp,
     patchgan,
+    refiner,
     resnet_generator,
 )
 
