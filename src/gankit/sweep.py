@@ -23,6 +23,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import os
 import re
 import shlex
@@ -208,7 +209,10 @@ def summarize(runs: list[dict], keys: list[str]) -> list[dict]:
         values = row.pop("values")
         stats = {}
         for metric, xs in values.items():
-            stats[metric] = (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else None)
+            if all(math.isfinite(x) for x in xs):
+                stats[metric] = (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else None)
+            else:  # e.g. reverse KL = inf for a run with no mode: the mean says so, no std
+                stats[metric] = (sum(xs) / len(xs), math.nan if len(xs) > 1 else None)
         out.append({**row, "stats": stats})
     return out
 
