@@ -140,3 +140,17 @@ def test_summary_table_formatting():
         f"obj-a,a,2,11.0,{statistics.stdev([10, 12])!r},7.0,{statistics.stdev([8, 6])!r}",
         "obj-b,b,1,3.14159,,,",
     ]
+
+
+def test_summary_of_a_non_finite_score():
+    """A run that captures no mode has reverse KL = inf: the cell's mean is inf, its std nan,
+    and the finite metrics of the same runs keep their mean and sample std."""
+    runs = [
+        {"slug": "c", "cell": {"k": "v"}, "metrics": {"reverse_kl": math.inf, "modes": 0.0}},
+        {"slug": "c", "cell": {"k": "v"}, "metrics": {"reverse_kl": 0.5, "modes": 4.0}},
+    ]
+    (row,) = summarize(runs, ["k"])
+    mean, std = row["stats"]["reverse_kl"]
+    assert mean == math.inf and math.isnan(std)
+    assert row["stats"]["modes"] == (2.0, statistics.stdev([0.0, 4.0]))
+    assert "| v | 2 | inf ± nan | 2 ± 2.8 |" in markdown_table([row], ["k"])
