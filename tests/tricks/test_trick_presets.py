@@ -19,8 +19,11 @@ from gankit.data.idx import FILES, write_idx
 
 
 def _uses_a_trick(name: str) -> bool:
+    """Recipes of the plain GAN method with a trick, a regularizer or PatchGAN (the other
+    methods' recipes, image-to-image ones with PatchGAN among them, train in tests/methods)."""
     cfg = load_recipe(name)
-    return bool(cfg.tricks or cfg.regularizers or cfg.discriminator["name"] == "patchgan")
+    parts = cfg.tricks or cfg.regularizers or cfg.discriminator["name"] == "patchgan"
+    return cfg.method == "gan" and bool(parts)
 
 
 TRICK_PRESETS = [name for name in preset_names() if _uses_a_trick(name)]
