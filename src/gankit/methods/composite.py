@@ -33,20 +33,12 @@ from torch import Tensor
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
-from gankit.methods.base import Method, build_optimizer
+from gankit.methods.base import Method
 from gankit.methods.options import METHOD_OPTIONS, at_least, method_options
-from gankit.methods.pix2pix import Pix2PixMethod, pair_shape
+from gankit.methods.pix2pix import Pix2PixMethod
 from gankit.methods.translation import (
-    BANK,
-    TranslationSampler,
     check_recipe,
-    paper_losses,
-    sampler_bank,
-    two_domains,
 )
-from gankit.models import build_discriminator
-from gankit.models.resnet_generator import build_translator
-from gankit.objectives import build_objective
 from gankit.synthesis_losses import (
     FixedFeatures,
     identity_loss,
@@ -57,7 +49,6 @@ from gankit.synthesis_losses import (
     total_variation,
     vgg16_features,
 )
-from gankit.training.fast import FastMode
 
 CLASSIFIER_PERCEPTUAL_LAYERS = ("body.0", "body.1", "body.2", "body.3")
 VGG_PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
@@ -79,31 +70,12 @@ def fixed_classifier(cfg, feature_net: str, layers, device) -> FixedFeatures:
 class CompositeMethod(Pix2PixMethod):
     """Pix2pix's players and step with the composite generator loss (module docstring)."""
 
+    name = "composite"
+
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
-        Method.__init__(self, cfg, data, device)
-        self.data = data = two_domains(data, "composite")
-        if not data.paired or data.shape_a != data.shape_b:
-            raise ConfigError(
-                "data: composite needs paired domains of one shape (data {name: transformed, "
-                "paired: true})"
-            )
+        Method.__init__(self, cfg, data, device)  # not pix2pix's: its options differ
         self.opts = opts = method_options(cfg)
-        self.reverse = opts["direction"] == "BtoA"
-        self.fast = fast = FastMode(cfg.fast, device)
-        shape = data.shape_a
-        G = build_translator(cfg.generator, shape, shape[0])
-        source = data.images("b" if self.reverse else "a")[0]
-        bank = sampler_bank(source[torch.arange(BANK) % len(source)])
-        self.generator = fast.prepare(TranslationSampler(G, bank).to(device))
-        D = build_discriminator(cfg.discriminator, pair_shape(shape))
-        self.discriminator = fast.prepare(D.to(device))
-        fused = fast.fused_optimizer
-        self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
-        self.opt_d = build_optimizer(
-            self.discriminator.parameters(), cfg.optim.discriminator, fused
-        )
-        self.d_loss_fn, self.g_adv_fn = paper_losses(build_objective(cfg.objective))
-        self.batch_size = cfg.schedule.batch_size
+        self.build_players(cfg, data, device)
         self.pixel_fn = pixel_l1 if opts["pixel"] == "l1" else pixel_l2
         self.ip_net = self.perceptual_net = None
         if opts["ip_weight"] > 0:

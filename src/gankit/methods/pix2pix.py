@@ -56,21 +56,29 @@ def pair_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 class Pix2PixMethod(Method):
+    name = "pix2pix"  # in error messages (composite reuses these players)
+
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         super().__init__(cfg, data, device)
-        self.data = data = two_domains(data, "pix2pix")
+        self.opts = opts = method_options(cfg)
+        self.l1_weight = opts["l1_weight"]
+        self.build_players(cfg, data, device)
+
+    def build_players(self, cfg: RunConfig, data: DataSource, device: torch.device) -> None:
+        """The paired data, the translator G (with its sample bank), the pair D, optimizers and
+        the paper-scaled losses; direction from method_options."""
+        self.data = data = two_domains(data, self.name)
         if not data.paired:
             raise ConfigError(
-                "data: pix2pix needs paired domains (e.g. data {name: transformed, paired: true})"
+                f"data: {self.name} needs paired domains (e.g. data {{name: transformed, "
+                "paired: true})"
             )
         if data.shape_a != data.shape_b:
             raise ConfigError(
-                f"data: pix2pix needs both domains of one shape, got A {data.shape_a} and "
+                f"data: {self.name} needs both domains of one shape, got A {data.shape_a} and "
                 f"B {data.shape_b}"
             )
-        opts = method_options(cfg)
-        self.l1_weight = opts["l1_weight"]
-        self.reverse = opts["direction"] == "BtoA"
+        self.reverse = self.opts["direction"] == "BtoA"
         self.fast = fast = FastMode(cfg.fast, device)
         shape = data.shape_a
         G = build_translator(cfg.generator, shape, shape[0])
