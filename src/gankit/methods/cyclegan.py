@@ -40,6 +40,7 @@ from gankit.methods.gan import grad_norm
 from gankit.methods.options import METHOD_OPTIONS, at_least, method_options
 from gankit.methods.translation import (
     BANK,
+    ImageStore,
     LinearDecay,
     TranslationSampler,
     check_decay,
@@ -74,7 +75,7 @@ def identity_loss(
 
 
 # -- the image pool -------------------------------------------------------------------------------
-class ImagePool:
+class ImagePool(ImageStore):
     """A history of generated images (Shrivastava et al. 2017; CycleGAN's ImagePool).
 
     query(images) returns a batch of the same size, image by image in order: while the pool
@@ -83,12 +84,6 @@ class ImagePool:
     (uniform over the pool), the stored image j is returned and the new image takes its
     place; else the new image is returned and the pool is left as it is. size 0: no pool.
     The stored images and the generator's state are the pool's checkpoint state."""
-
-    def __init__(self, size: int, seed: int):
-        self.size = size
-        self.images: Tensor | None = None  # (size, C, H, W) once the first image arrives
-        self.count = 0
-        self.generator = torch.Generator().manual_seed(seed)  # CPU: draws never sync a GPU
 
     @torch.no_grad()
     def query(self, images: Tensor) -> Tensor:
@@ -110,20 +105,6 @@ class ImagePool:
             else:
                 out.append(image)
         return torch.stack(out)
-
-    def state_dict(self) -> dict:
-        images = None if self.images is None else self.images[: self.count].clone()
-        return {"images": images, "count": self.count, "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict, device: torch.device | None = None) -> None:
-        self.count = int(state["count"])
-        self.generator.set_state(state["generator"])
-        saved = state["images"]
-        if saved is None:
-            self.images = None
-            return
-        self.images = saved.new_zeros((self.size, *saved.shape[1:])).to(device)
-        self.images[: self.count] = saved.to(device)
 
 
 # -- the method -----------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from gankit.methods.options import (
 from gankit.methods.translation import (
     BANK,
     PAPER_OBJECTIVES,
+    ImageStore,
     TranslationSampler,
     sampler_bank,
     two_domains,
@@ -57,7 +58,7 @@ from gankit.objectives import build_objective
 from gankit.training.fast import FastMode
 
 
-class HistoryBuffer:
+class HistoryBuffer(ImageStore):
     """SimGAN's buffer of refined images (Sec. 3.2), of fixed capacity `size`.
 
     sample(k): k images drawn uniformly without replacement from the stored ones (all of them
@@ -67,14 +68,6 @@ class HistoryBuffer:
     whole buffer ("randomly replace b/2 samples in the buffer with the newly generated refined
     images"). Draws come from the buffer's own CPU generator; the stored images, their count and
     the generator state are its checkpoint state."""
-
-    def __init__(self, size: int, seed: int):
-        if size < 0:
-            raise ValueError(f"history buffer size must be >= 0, got {size}")
-        self.size = size
-        self.images: Tensor | None = None
-        self.count = 0
-        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return self.count
@@ -102,20 +95,6 @@ class HistoryBuffer:
         if len(rest):
             slots = torch.randperm(self.size, generator=self.generator)[: len(rest)]
             self.images[slots.to(self.images.device)] = rest
-
-    def state_dict(self) -> dict:
-        images = None if self.images is None else self.images[: self.count].clone()
-        return {"images": images, "count": self.count, "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict, device: torch.device | None = None) -> None:
-        self.count = int(state["count"])
-        self.generator.set_state(state["generator"])
-        saved = state["images"]
-        if saved is None:
-            self.images = None
-            return
-        self.images = saved.new_zeros((self.size, *saved.shape[1:])).to(device)
-        self.images[: self.count] = saved.to(device)
 
 
 def discriminator_fakes(refined: Tensor, buffer: HistoryBuffer) -> Tensor:

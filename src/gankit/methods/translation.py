@@ -163,3 +163,31 @@ def two_domains(data, method: str):
             "unpaired); data-parallel (torchrun) training is not supported for it yet"
         )
     return data
+
+
+class ImageStore:
+    """Fixed-capacity storage of generated images with its own CPU generator (draws never sync a
+    GPU): what CycleGAN's image pool and SimGAN's history buffer share. The stored images, their
+    count and the generator's state are the checkpoint state."""
+
+    def __init__(self, size: int, seed: int):
+        if size < 0:
+            raise ValueError(f"image store size must be >= 0, got {size}")
+        self.size = size
+        self.images: Tensor | None = None  # (size, C, H, W) once the first image arrives
+        self.count = 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        images = None if self.images is None else self.images[: self.count].clone()
+        return {"images": images, "count": self.count, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict, device: torch.device | None = None) -> None:
+        self.count = int(state["count"])
+        self.generator.set_state(state["generator"])
+        saved = state["images"]
+        if saved is None:
+            self.images = None
+            return
+        self.images = saved.new_zeros((self.size, *saved.shape[1:])).to(device)
+        self.images[: self.count] = saved.to(device)
