@@ -34,7 +34,6 @@ from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, build_optimizer
 from gankit.methods.cyclegan import l1
-from gankit.methods.gan import grad_norm
 from gankit.methods.options import METHOD_OPTIONS, at_least, method_options
 from gankit.methods.translation import (
     BANK,
@@ -43,6 +42,7 @@ from gankit.methods.translation import (
     paper_losses,
     sampler_bank,
     two_domains,
+    update_player,
 )
 from gankit.models import build_discriminator
 from gankit.models.resnet_generator import build_translator
@@ -112,14 +112,7 @@ class Pix2PixMethod(Method):
     def load_extra_state(self, state: dict) -> None:
         self.fast.load_state_dict(state.get("fast", {}))
 
-    def _update(self, loss: Tensor, player: str, logs: dict) -> None:
-        module, opt, fast = self.modules()[player], self.optimizers()[player], self.fast
-        opt.zero_grad(set_to_none=True)
-        fast.backward(loss)
-        if self.collect_stats:
-            fast.unscale(opt)
-            logs[f"grad_norm/{player}"] = grad_norm(module)
-        fast.step(opt)
+    _update = update_player
 
     def train_step(self, step: int) -> dict[str, Tensor]:
         G, D, fast = self.generator.net, self.discriminator, self.fast

@@ -35,7 +35,6 @@ from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, build_optimizer
 from gankit.methods.cyclegan import l1
-from gankit.methods.gan import grad_norm
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -51,6 +50,7 @@ from gankit.methods.translation import (
     TranslationSampler,
     sampler_bank,
     two_domains,
+    update_player,
 )
 from gankit.models import build_discriminator
 from gankit.models.refiner import build_refiner
@@ -161,14 +161,7 @@ class SimGANMethod(Method):
             return 0
         return 1 if step < self.pre_r + self.pre_d else 2
 
-    def _update(self, loss: Tensor, player: str, logs: dict) -> None:
-        module, opt, fast = self.modules()[player], self.optimizers()[player], self.fast
-        opt.zero_grad(set_to_none=True)
-        fast.backward(loss)
-        if self.collect_stats:
-            fast.unscale(opt)
-            logs[f"grad_norm/{player}"] = grad_norm(module)
-        fast.step(opt)
+    _update = update_player
 
     def refiner_step(self, adversarial: bool, logs: dict) -> None:
         R, D, fast = self.generator.net, self.discriminator, self.fast
