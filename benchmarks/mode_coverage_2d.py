@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
 
-import torch
+from tables import cell, machine, slug, sweep_rows
 
-from gankit.sweep import run_sweep, summarize
+from gankit.sweep import run_sweep
 
 # name -> (preset, extra overrides)
 METHODS: dict[str, tuple[str, list[str]]] = {
@@ -59,18 +58,6 @@ PUBLISHED = {
     ("PacGAN4", "grid"): (24.8, 93.6, 0.04),
 }
 SCORES = ("modes_captured", "high_quality", "reverse_kl")
-
-
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
-
-
-def cell(stats: dict, metric: str, scale: float = 1.0, digits: int = 2) -> str:
-    if metric not in stats:
-        return "-"
-    mean, std = stats[metric]
-    std = 0.0 if std is None else std
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
 def table(results: dict, steps: int, seeds: int) -> str:
@@ -130,26 +117,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     # the table: every method swept into OUT so far at this step budget (also earlier calls)
     for name in METHODS:
-        record_path = out / slug(name) / "sweep.json"
-        if not record_path.is_file():
+        rows = sweep_rows(out / slug(name), args.steps, ["data.mode"])
+        if rows is None:
             continue
-        record = json.loads(record_path.read_text())
-        if record.get("steps") != args.steps or not record.get("runs"):
-            print(f"skipping {record_path}: another step budget or no runs", file=sys.stderr)
-            continue
-        rows = summarize(record["runs"], ["data.mode"])
         results[name] = {row["data.mode"]: row for row in rows}
     minutes = (time.perf_counter() - started) / 60
-    machine = (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, Python {platform.python_version()}"
-    )
     command = shlex.join(["python", "benchmarks/mode_coverage_2d.py", *(argv or sys.argv[1:])])
     md = (
         f"# Mode coverage on the 2D ring and grid (PacGAN protocol)\n\n"
         f"{table(results, args.steps, args.seeds)}\n"
         f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
-        f"run (the papers trained far longer). Command: `{command}`. Machine: {machine}. "
+        f"run (the papers trained far longer). Command: `{command}`. Machine: {machine()}. "
         f"Wall time of this invocation: {minutes:.1f} min (finished runs are skipped).\n"
     )
     out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,11 @@ official 0.0001 update; 0 turns it off) is what `gankit eval` tests (`accuracy`)
 code starts the average at zero, here it starts at the initialized weights. The three data
 streams, the noise, the classifier EMA and everything else are in the checkpoints.
 Logged: loss_lab, loss_unl, train_err (error on the labeled batch), p_real, p_fake (mean D).
+
+`unlabeled_weight: 0` is the supervised-only baseline: the same classifier (noise layers, weight
+norm, optimizer, EMA) trained on the labeled examples alone. The generator and the unlabeled data
+are then not used at all (no generator step; the data-dependent init sees the labeled examples
+only), so a comparison with it measures what the unlabeled data and the GAN add.
 """
 
 from __future__ import annotations
@@ -146,8 +151,12 @@ class SSLMethod(Players):
         fused = fast.fused_optimizer
         self.generator = fast.prepare(build_generator(cfg.generator, data.shape).to(device))
         D = build_classifier(cfg, data.shape, K).to(device)
+        idx = labeled_subset(base.labels, opts["labels_per_class"], opts["label_seed"], K)
+        idx = idx.to(base.x.device)
+        self.supervised_only = opts["unlabeled_weight"] == 0
         if hasattr(D, "data_init"):  # weight normalization's data-dependent init
-            D.data_init(base.reference(opts["init_batch"]).to(device))
+            init = base.x[idx] if self.supervised_only else base.reference(opts["init_batch"])
+            D.data_init(init.to(device))
         self.discriminator = fast.prepare(D)
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         self.opt_d = build_optimizer(D.parameters(), cfg.optim.discriminator, fused)
@@ -157,8 +166,6 @@ class SSLMethod(Players):
         )
         # the labeled set, cycled in a new seeded order each pass, and a second unlabeled stream
         # for the generator's feature matching (the official trainx_unl2)
-        idx = labeled_subset(base.labels, opts["labels_per_class"], opts["label_seed"], K)
-        idx = idx.to(base.x.device)
         self.labeled = InMemoryData(
             base.x[idx], base.labels[idx], seed=cfg.seed + 7, name="labeled", num_classes=K
         )
@@ -207,6 +214,8 @@ class SSLMethod(Players):
         return D.named_features(x)[self.feature_layer]
 
     def train_step(self, step: int) -> dict[str, Tensor]:
+        if self.supervised_only:
+            return self.supervised_step(step)
         G, D, fast = self.generator, self.discriminator, self.fast
         x_lab, y_lab = self.labeled.batch(self.labeled_batch)
         x_unl, _ = self.data.batch(self.batch_size)
@@ -243,6 +252,26 @@ class SSLMethod(Players):
         )
         return logs
 
+    def supervised_step(self, step: int) -> dict[str, Tensor]:
+        """The baseline's step: cross-entropy on a labeled batch, nothing else."""
+        D = self.discriminator
+        x_lab, y_lab = self.labeled.batch(self.labeled_batch)
+        logs: dict[str, Tensor] = {}
+        with self.fast.autocast():
+            l_lab = D(x_lab).float()
+            loss_lab = F.cross_entropy(l_lab, y_lab)
+        self.update(loss_lab, "discriminator", logs)
+        if self.ema is not None:
+            self.ema.update(D, step)
+        zero = torch.zeros((), device=self.device)
+        logs.update(
+            d_loss=loss_lab.detach(),
+            g_loss=zero,  # no generator is trained
+            loss_lab=loss_lab.detach(),
+            train_err=(l_lab.detach().argmax(1) != y_lab).float().mean(),
+        )
+        return logs
+
 
 @METHOD_OPTIONS.register("ssl")
 def ssl_options(
@@ -259,7 +288,8 @@ def ssl_options(
     """labels_per_class: labeled examples of each class (the rest of the training set is used
     unlabeled); label_seed: seed of their selection (the official seed_data 1); labeled_batch,
     fake_batch: labeled and generated samples per step (0: schedule.batch_size, the unlabeled
-    batch); unlabeled_weight: weight of the unsupervised loss; feature_layer: D's layer for
+    batch); unlabeled_weight: weight of the unsupervised loss (0: the supervised-only baseline, no
+    generator and no unlabeled data); feature_layer: D's layer for
     feature matching ("features": its last hidden layer; or a name of its named_features, e.g.
     h3 for ssl_mlp); ema_decay: EMA of the classifier for testing (0: none); init_batch: samples
     for the data-dependent init of weight-normalized layers."""

@@ -1,0 +1,46 @@
+"""Helpers the benchmark scripts share: read the sweeps they ran, format mean ± std cells, and
+describe the machine, so every results table says what produced it."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from gankit.sweep import summarize
+
+
+def machine() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, Python {platform.python_version()}"
+    )
+
+
+def cell(stats: dict, metric: str, scale: float = 1.0, digits: int = 2) -> str:
+    """'mean ± std' of a summarized metric (std 0 for one run), '-' when it is missing."""
+    if metric not in stats:
+        return "-"
+    mean, std = stats[metric]
+    std = 0.0 if std is None else std
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def sweep_rows(folder: Path, steps: int, keys: list[str]) -> list[dict] | None:
+    """The summarized rows of the sweep in `folder` (one per grid cell), or None when it has
+    not run, ran at another step budget or has no finished run."""
+    path = folder / "sweep.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("steps") != steps or not record.get("runs"):
+        print(f"skipping {path}: another step budget or no runs", file=sys.stderr)
+        return None
+    return summarize(record["runs"], keys)
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
