@@ -154,3 +154,16 @@ def test_summary_of_a_non_finite_score():
     assert mean == math.inf and math.isnan(std)
     assert row["stats"]["modes"] == (2.0, statistics.stdev([0.0, 4.0]))
     assert "| v | 2 | inf ± nan | 2 ± 2.8 |" in markdown_table([row], ["k"])
+
+
+def test_classifier_accuracy_is_a_sweep_metric_only_for_methods_with_a_classifier(tmp_path):
+    from gankit.errors import ConfigError
+    from gankit.sweep import plan
+
+    specs = plan("ssl-digits", {"method_options.unlabeled_weight": ["1.0", "0.0"]}, 2,
+                 tmp_path, steps=2, metrics=["accuracy"])  # fmt: skip
+    assert len(specs) == 4
+    with pytest.raises(ConfigError, match="trains no classifier"):
+        plan("quickstart", {}, 1, tmp_path, metrics=["accuracy"])
+    with pytest.raises(ConfigError, match="does not apply"):
+        plan("ssl-digits", {}, 1, tmp_path, metrics=["accuracy", "modes"])

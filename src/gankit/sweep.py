@@ -109,7 +109,7 @@ def plan(
     metrics: list[str] | None = None,
 ) -> list[RunSpec]:
     """Every run of the sweep, after resolving each cell's recipe (errors before any run)."""
-    from gankit.metrics.evaluate import check_metrics
+    from gankit.metrics.evaluate import check_run_metrics
 
     base = [*QUIET, *(overrides or [])]
     if any(parse_override(item)[0] == "seed" for item in base):
@@ -127,7 +127,7 @@ def plan(
         try:
             cfg = load_recipe(recipe, cell_overrides)
             if metrics:
-                check_metrics(metrics, cfg.data)
+                check_run_metrics(metrics, cfg)
         except ConfigError as exc:
             where = ", ".join(f"{k}={v}" for k, v in cell.items()) or "the recipe"
             raise ConfigError(f"sweep cell {where}: {exc}") from None

@@ -65,6 +65,21 @@ def check_metrics(metrics: list[str], data_cfg: dict) -> list[str]:
     return list(metrics)
 
 
+def check_run_metrics(metrics: list[str], cfg) -> list[str]:
+    """check_metrics for `gankit eval` of a run of recipe `cfg`: also the metrics scored from the
+    run's own networks (accuracy: methods that train a classifier)."""
+    from gankit.methods import METHODS
+
+    for m in metrics:
+        if m in CLASSIFIER_METRICS and not hasattr(METHODS[cfg.method], "build_classifier"):
+            raise ConfigError(
+                f"metric {m!r}: method {cfg.method!r} trains no classifier; it is for "
+                "semi-supervised runs (method ssl)"
+            )
+    check_metrics([m for m in metrics if m not in CLASSIFIER_METRICS], cfg.data)
+    return list(metrics)
+
+
 def reference_options(data_cfg: dict, split: str) -> tuple[dict, str]:
     """The data options for the reference set, and the split actually used."""
     options = {k: v for k, v in data_cfg.items()}
