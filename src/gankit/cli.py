@@ -88,12 +88,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if run.result["status"] == "interrupted" else 0
 
 
+def _parse_labels(text: str, n: int) -> list[int]:
+    """--labels 3 (every sample class 3) or 0,1,2 (repeated to n samples)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GankitError(
+            f"--labels {text!r}: expected a class number or comma-separated class numbers, "
+            "e.g. --labels 3 or --labels 0,1,2"
+        ) from None
+    if not values:
+        raise GankitError("--labels: give at least one class number")
+    return [values[i % len(values)] for i in range(n)]
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import gankit
 
     run = gankit.open_run(args.run_dir)
     ema = False if args.no_ema else None
-    path = run.save_samples(args.out, n=args.n, seed=args.seed, ema=ema)
+    labels = _parse_labels(args.labels, args.n) if args.labels is not None else None
+    path = run.save_samples(args.out, n=args.n, seed=args.seed, ema=ema, labels=labels)
     print(f"wrote {args.n} samples to {path}")
     return 0
 
@@ -304,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="samples.png", help=".png picture or .npy raw values")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent noise")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.add_argument(
+        "--labels",
+        help="classes to draw (cgan, acgan runs): one class, e.g. 3, or a comma-separated list "
+        "repeated to --n samples, e.g. 0,1,2 (default: sample i has class i mod K)",
+    )
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("eval", help="score a run: FID, KID, IS, precision/recall, modes, ...")

@@ -125,13 +125,19 @@ class Run:
         return torch.cat(out)
 
     def save_samples(
-        self, out: str | Path, n: int = 64, seed: int = 0, ema: bool | None = None
+        self,
+        out: str | Path,
+        n: int = 64,
+        seed: int = 0,
+        ema: bool | None = None,
+        labels: int | list[int] | Tensor | None = None,
     ) -> Path:
-        """Write samples to a .png (grid or scatter plot) or .npy (raw values) file."""
+        """Write samples to a .png (grid or scatter plot) or .npy (raw values) file; labels as
+        for `sample` (class-conditional runs)."""
         out = Path(out)
         if out.suffix not in (".png", ".npy"):
             raise GankitError(f"--out {out}: use a .png (picture) or .npy (raw samples) file name")
-        samples = self.sample(n, seed=seed, ema=ema)
+        samples = self.sample(n, seed=seed, ema=ema, labels=labels)
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".npy":
             np.save(out, samples.numpy())

@@ -4,11 +4,13 @@ with exact resume, and Run.sample(labels=...)."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from state_equality import assert_same, final_state
 
 import gankit
+from gankit.cli import main
 from gankit.methods.conditional import (
     ACGANDiscriminator,
     ConditionalGenerator,
@@ -99,7 +101,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("preset", list(CASES))
-def test_trains_and_resumes_exactly(tmp_path, fast_overrides, preset):
+def test_trains_and_resumes_exactly(tmp_path, fast_overrides, preset, capsys):
     n = 3
     base = {
         **fast_overrides,
@@ -137,6 +139,21 @@ def test_trains_and_resumes_exactly(tmp_path, fast_overrides, preset):
     torch.testing.assert_close(sevens, G(z, labels=7))
     with pytest.raises(gankit.errors.GankitError):
         run.sample(4, labels=10)
+
+    # gankit sample --labels: the list repeated to --n samples
+    assert main(["sample", str(full.path), "--n", "5", "--labels", "2,5",
+                 "--out", str(tmp_path / "s.npy")]) == 0  # fmt: skip
+    torch.testing.assert_close(
+        torch.from_numpy(np.load(tmp_path / "s.npy")), run.sample(5, labels=[2, 5, 2, 5, 2])
+    )
+    assert main(["sample", str(full.path), "--labels", "two", "--out", str(tmp_path / "t.png")])
+    assert "--labels 'two': expected a class number" in capsys.readouterr().err
+    # gankit eval's class_accuracy: one score per class and their mean
+    result = gankit.evaluate(full.path, metrics=["class_accuracy"], n_fake=20, progress=False)
+    per_class = [result["metrics"][f"class_accuracy/{c}"] for c in range(10)]
+    assert all(0 <= a <= 1 for a in per_class)
+    assert result["metrics"]["class_accuracy"] == pytest.approx(sum(per_class) / 10)
+    assert result["protocol"]["class_accuracy"]["n_per_class"] == 2
 
 
 def test_conditional_refuses_unlabeled_data(tmp_path, fast_overrides):

@@ -171,6 +171,10 @@ def test_ssl_trains_resumes_exactly_and_evaluates(tmp_path, fast_overrides):
     assert result["metrics"]["accuracy"] == pytest.approx(correct / 360)
     assert result["protocol"]["accuracy"]["classifier"] == "classifier_ema"
     assert (full.path / "eval.json").is_file()
+    # the same through the command line
+    from gankit.cli import main
+
+    assert main(["eval", str(full.path), "--metrics", "accuracy"]) == 0
 
 
 def test_ssl_conv_recipe_builds_and_steps(tmp_path, fast_overrides):

@@ -67,7 +67,8 @@ def check_metrics(metrics: list[str], data_cfg: dict) -> list[str]:
 
 def check_run_metrics(metrics: list[str], cfg) -> list[str]:
     """check_metrics for `gankit eval` of a run of recipe `cfg`: also the metrics scored from the
-    run's own networks (accuracy: methods that train a classifier)."""
+    run's own networks (accuracy: methods that train a classifier; class_accuracy: class-
+    conditional generators)."""
     from gankit.methods import METHODS
 
     for m in metrics:
@@ -76,7 +77,12 @@ def check_run_metrics(metrics: list[str], cfg) -> list[str]:
                 f"metric {m!r}: method {cfg.method!r} trains no classifier; it is for "
                 "semi-supervised runs (method ssl)"
             )
-    check_metrics([m for m in metrics if m not in CLASSIFIER_METRICS], cfg.data)
+        if m in CONDITIONAL_METRICS and cfg.method not in ("cgan", "acgan"):
+            raise ConfigError(
+                f"metric {m!r}: method {cfg.method!r} is not class-conditional; it is for "
+                "cgan and acgan runs"
+            )
+    check_metrics([m for m in metrics if m not in RUN_METRICS], cfg.data)
     return list(metrics)
 
 
@@ -345,6 +351,58 @@ def compute_metrics(
 
 # -- classifier accuracy (methods that train a classifier: ssl) ---------------------------------
 CLASSIFIER_METRICS = ("accuracy",)  # scored by `evaluate` from the run's classifier
+CONDITIONAL_METRICS = ("class_accuracy",)  # scored by `evaluate` from a conditional generator
+RUN_METRICS = CLASSIFIER_METRICS + CONDITIONAL_METRICS
+
+
+@torch.no_grad()
+def class_accuracy(
+    generator: torch.nn.Module,
+    latent: tuple[int, str],
+    num_classes: int,
+    extractor: FeatureExtractor,
+    n_per_class: int = 1000,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> tuple[dict, dict]:
+    """How often a classifier (the extractor's head: gankit's shipped classifiers) names the
+    class each sample was generated for (ACGAN's measure, Odena et al. 2017): per class
+    (class_accuracy/c) and their mean (class_accuracy). `generator(z, labels=y)` draws class y."""
+    from gankit.methods.base import sample_latent
+
+    device = torch.device(device)
+    noise = torch.Generator(device=device).manual_seed(seed)
+    was_training = generator.training
+    generator.eval()
+    per_class = {}
+    try:
+        for c in range(num_classes):
+
+            def sample(n: int, c: int = c) -> Tensor:
+                z = sample_latent(n, latent[0], latent[1], device, noise)
+                y = torch.full((n,), c, dtype=torch.long, device=device)
+                return generator(z, labels=y).float()
+
+            _, logits = extract(extractor, sample, n=n_per_class, batch_size=batch_size,
+                                device=device, progress=progress, desc=f"class {c}")  # fmt: skip
+            if logits is None:
+                raise ConfigError(
+                    f"metric 'class_accuracy': extractor {extractor.name} has no classifier head; "
+                    "use a shipped classifier (digits, fashion-mnist) or your own with one"
+                )
+            per_class[c] = float((logits.argmax(1) == c).double().mean())
+    finally:
+        generator.train(was_training)
+    scores = {"class_accuracy": sum(per_class.values()) / num_classes}
+    scores.update({f"class_accuracy/{c}": acc for c, acc in per_class.items()})
+    protocol = {
+        "n_per_class": n_per_class,
+        "classifier": extractor.name,
+        "rule": "argmax of the classifier's logits equals the requested class",
+    }
+    return scores, protocol
 
 
 def run_classifier(run, checkpoint: Path, device: str | torch.device = "cpu"):
@@ -429,61 +487,54 @@ def evaluate(
     ckpt = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
     if ckpt is None:
         raise GankitError(f"{run.path} has no checkpoint to evaluate; train it first")
+    check_run_metrics(metrics or [], run.config)
+    extra_scores: dict = {}  # metrics scored from the run's own networks
+    extra_protocol: dict = {}
     # a run that trains a classifier (ssl): its accuracy on the test split, with the samples'
     # metrics when none are named; --metrics accuracy alone scores only the classifier
-    accuracy = None
     if metrics is None or "accuracy" in metrics:
         found_classifier = run_classifier(run, ckpt, device)
-        if found_classifier is None and metrics is not None:
-            raise ConfigError(
-                f"metric 'accuracy': method {run.config.method!r} trains no classifier; "
-                "it is for semi-supervised runs (method ssl)"
-            )
         if found_classifier is not None:
             net, key = found_classifier
             scores, acc_protocol = classifier_accuracy(net, run.config.data, ref_split, 256, device)
-            accuracy = (scores, {**acc_protocol, "classifier": key})
-    if metrics is not None and "accuracy" in metrics:
-        metrics = [m for m in metrics if m != "accuracy"]
-        if not metrics:
-            result = {
-                "run": str(run.path),
-                "checkpoint": ckpt.name,
-                "metrics": accuracy[0],
-                "protocol": {
-                    "metrics": ["accuracy"],
-                    "accuracy": accuracy[1],
-                    "gankit_version": __version__,
-                },
-            }
-            if write:
-                (run.path / "eval.json").write_text(json.dumps(result, indent=2, default=float))
-            return result
+            extra_scores.update(scores)
+            extra_protocol["accuracy"] = {**acc_protocol, "classifier": key}
     G = run.generator(ema=ema, checkpoint=ckpt, device=device)
     g_cfg = run.config.generator
-    result = compute_metrics(
-        G,
-        (g_cfg["latent_dim"], g_cfg["latent_dist"]),
-        run.config.data,
-        metrics,
-        n_fake,
-        ref_split,
-        extractor,
-        seed,
-        batch_size,
-        device,
-        progress,
-    )
+    latent = (g_cfg["latent_dim"], g_cfg["latent_dist"])
+    # a class-conditional run (cgan, acgan): how often each requested class comes out
+    if (metrics is None or "class_accuracy" in metrics) and hasattr(G, "num_classes"):
+        if isinstance(extractor, str):
+            extractor = load_extractor(extractor, run.config.data)
+        per_class = max(1, (n_fake or default_n_fake(run.config.data)) // G.num_classes)
+        scores, cls_protocol = class_accuracy(
+            G, latent, G.num_classes, extractor, per_class, seed, batch_size, device, progress
+        )
+        extra_scores.update(scores)
+        extra_protocol["class_accuracy"] = cls_protocol
     used_ema = ema if ema is not None else run.config.ema.enabled
-    result = {
+    head = {
         "run": str(run.path),
         "checkpoint": ckpt.name,
         "generator": "ema" if used_ema else "raw",
-        **result,
     }
-    if accuracy is not None:
-        result["metrics"].update(accuracy[0])
-        result["protocol"]["accuracy"] = accuracy[1]
+    sample_metrics = None if metrics is None else [m for m in metrics if m not in RUN_METRICS]
+    if sample_metrics == []:  # only metrics of the run's own networks were asked for
+        result = {
+            **head,
+            "metrics": extra_scores,
+            "protocol": {"metrics": metrics, **extra_protocol, "gankit_version": __version__},
+        }
+    else:
+        result = {
+            **head,
+            **compute_metrics(
+                G, latent, run.config.data, sample_metrics, n_fake, ref_split, extractor, seed,
+                batch_size, device, progress,
+            ),
+        }  # fmt: skip
+        result["metrics"].update(extra_scores)
+        result["protocol"].update(extra_protocol)
     if write:
         (run.path / "eval.json").write_text(json.dumps(result, indent=2, default=float))
     return result
