@@ -135,10 +135,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         device=args.device,
     )
     protocol = result["protocol"]
-    print(
-        f"{result['run']} @ {result['checkpoint']} ({result['generator']} generator), "
-        f"n_fake={protocol['n_fake']}, n_real={protocol['n_real']}"
-    )
+    counts = "".join(f", {k}={protocol[k]}" for k in ("n_fake", "n_real") if k in protocol)
+    print(f"{result['run']} @ {result['checkpoint']} ({result['generator']} generator){counts}")
     if "extractor" in protocol:
         sha = protocol["weights_sha256"] or "none"
         print(
@@ -147,7 +145,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     for key, value in result["metrics"].items():
         print(f"  {key:20s} {value:.6g}" if isinstance(value, float) else f"  {key:20s} {value}")
-    print(f"wrote {args.run_dir}/eval.json ({result['seconds']} s)")
+    took = f" ({result['seconds']} s)" if "seconds" in result else ""
+    print(f"wrote {args.run_dir}/eval.json{took}")
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
