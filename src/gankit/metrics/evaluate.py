@@ -483,6 +483,7 @@ def evaluate(
         return evaluate_translation(
             run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
         )
+    started = time.perf_counter()
     found = run.checkpoints()
     ckpt = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
     if ckpt is None:
@@ -535,6 +536,7 @@ def evaluate(
         }  # fmt: skip
         result["metrics"].update(extra_scores)
         result["protocol"].update(extra_protocol)
+    result["seconds"] = round(time.perf_counter() - started, 2)  # all of it, classifiers too
     if write:
         (run.path / "eval.json").write_text(json.dumps(result, indent=2, default=float))
     return result
