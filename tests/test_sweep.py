@@ -23,6 +23,7 @@ def sweep_args(out: Path) -> list[str]:
     return [
         "sweep", "ring8", "--grid", "objective.name=non_saturating,least_squares",
         "--seeds", "2", "--jobs", "2", "--steps", "200", "--out", str(out), "--metrics", "modes",
+        "--n-fake", "2000",
         "--set", "generator.hidden=32", "discriminator.hidden=32", "logging.tensorboard=false",
     ]  # fmt: skip
 
@@ -57,9 +58,9 @@ def test_sweep_runs_grid_times_seeds_summarizes_and_resumes(tmp_path, capsys):
     for run in record["runs"]:
         cfg = (Path(run["path"]) / "config.yaml").read_text()
         assert f"seed: {run['seed']}" in cfg and f"name: {run['cell']['objective.name']}" in cfg
-        assert (
-            run["metrics"] == json.loads((Path(run["path"]) / "eval.json").read_text())["metrics"]
-        )
+        scored = json.loads((Path(run["path"]) / "eval.json").read_text())
+        assert run["metrics"] == scored["metrics"]
+        assert scored["protocol"]["n_fake"] == 2000  # --n-fake reaches gankit eval
     assert (out / "report.html").is_file()
 
     # an interrupted sweep: one run trained but not evaluated, one run folder left broken

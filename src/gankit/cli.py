@@ -231,7 +231,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for item in args.grid:
         command += ["--grid", item]
     command += ["--seeds", str(args.seeds), "--jobs", str(args.jobs)]
-    for flag, value in (("--out", args.out), ("--steps", args.steps), ("--metrics", args.metrics)):
+    for flag, value in (("--out", args.out), ("--steps", args.steps), ("--metrics", args.metrics),
+                        ("--n-fake", args.n_fake)):  # fmt: skip
         if value is not None:
             command += [flag, str(value)]
     if overrides:
@@ -246,6 +247,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         overrides=overrides,
         metrics=_metric_list(args.metrics),
         command=shlex.join(command),
+        n_fake=args.n_fake,
     )
     if result["failed"]:
         print(f"gankit: error: {len(result['failed'])} run(s) did not finish:", file=sys.stderr)
@@ -371,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", nargs="+", action="append", metavar="KEY=VALUE", help="overrides for every run"
     )
     p.add_argument("--metrics", help="gankit eval's --metrics (default: all that apply)")
+    p.add_argument("--n-fake", type=int, help="gankit eval's --n-fake (default: its default)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(

@@ -142,7 +142,12 @@ def _command(args: list[str]) -> list[str]:
 
 
 def execute(
-    spec: RunSpec, recipe: str, metrics: list[str] | None, env: dict, stop: threading.Event
+    spec: RunSpec,
+    recipe: str,
+    metrics: list[str] | None,
+    env: dict,
+    stop: threading.Event,
+    n_fake: int | None = None,
 ) -> dict:
     """Train (or resume) and evaluate one run unless its eval.json exists; output to spec.log."""
     started = time.perf_counter()
@@ -155,6 +160,7 @@ def execute(
             train = ["train", recipe, "--out", str(spec.path), "--set", *spec.overrides]
             status = "trained"
         evaluate = ["eval", str(spec.path)] + (["--metrics", ",".join(metrics)] if metrics else [])
+        evaluate += ["--n-fake", str(n_fake)] if n_fake else []
         spec.log.parent.mkdir(parents=True, exist_ok=True)
         with spec.log.open("a") as sink:
             for args in (train, evaluate):
@@ -292,10 +298,13 @@ def run_sweep(
     overrides: list[str] | None = None,
     metrics: list[str] | None = None,
     command: str | None = None,
+    n_fake: int | None = None,
 ) -> dict:
     """Run a sweep (see the module docstring); returns what sweep.json holds."""
     if seeds < 1 or jobs < 1:
         raise ConfigError("--seeds and --jobs must be at least 1")
+    if n_fake is not None and n_fake < 2:
+        raise ConfigError(f"--n-fake: needs at least 2 samples, got {n_fake}")
     axes = parse_grid(grid or [])
     if out is None:
         name = load_recipe(recipe).name
@@ -303,7 +312,8 @@ def run_sweep(
     out = Path(out)
     specs = plan(recipe, axes, seeds, out, steps, overrides, metrics)
     sweep = {"recipe": recipe, "overrides": list(overrides or []), "steps": steps,
-             "metrics": metrics, "grid": axes, "seeds": seeds, "command": command}  # fmt: skip
+             "metrics": metrics, "grid": axes, "seeds": seeds, "command": command,
+             **({"n_fake": n_fake} if n_fake else {})}  # fmt: skip
     _check_same_sweep(out, sweep)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "sweep.json", json.dumps({**sweep, "runs": []}, indent=2))
@@ -317,7 +327,7 @@ def run_sweep(
     results: dict[int, dict] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {
-            pool.submit(execute, spec, recipe, metrics, env, stop): i
+            pool.submit(execute, spec, recipe, metrics, env, stop, n_fake): i
             for i, spec in enumerate(specs)
         }
         try:

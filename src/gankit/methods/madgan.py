@@ -340,8 +340,8 @@ def madgan_options(
             f"method_options.shared_trunk: supported for the mlp and dcgan generators, not "
             f"{cfg.generator['name']!r}"
         )
-    if cfg.discriminator["name"] not in ("mlp", "dcgan"):
+    if cfg.discriminator["name"] not in ("mlp", "dcgan", "tiny_dcgan"):
         raise ConfigError(
-            f"discriminator.name: method madgan needs an mlp or dcgan discriminator (an output "
-            f"layer on a feature vector), got {cfg.discriminator['name']!r}"
+            f"discriminator.name: method madgan needs an mlp, dcgan or tiny_dcgan discriminator "
+            f"(an output layer on a feature vector), got {cfg.discriminator['name']!r}"
         )

@@ -41,8 +41,8 @@ def default_metrics(data_cfg: dict) -> list[str]:
     name = data_cfg["name"]
     if name == "toy2d":
         return ["w1"] if data_cfg.get("mode") == "spiral" else ["modes", "w1"]
-    if name == "stacked":
-        return ["stacked", "fid", "kid"]
+    if name == "stacked":  # the shipped classifiers read one channel: FID needs --extractor
+        return ["stacked"]
     return ["fid", "kid", "is", "pr", "dc"]
 
 
@@ -100,8 +100,8 @@ def auto_extractor(data_cfg: dict) -> str:
     name = data_cfg["name"]
     if name == "digits" or (name == "stacked" and data_cfg.get("source") == "digits"):
         return "digits"
-    if name == "idx" and "fashion" in str(data_cfg.get("path", "")).lower():
-        return "fashion-mnist"
+    if name in ("idx", "stacked") and "fashion" in str(data_cfg.get("path", "")).lower():
+        return "fashion-mnist"  # (stacked: source idx, a Fashion-MNIST folder)
     return "inception"
 
 
@@ -212,15 +212,26 @@ def score_images(
     from gankit.metrics.prdc import density_coverage, precision_recall
 
     ref_options, split_used = reference_options(data_cfg, ref_split)
-    real_f, _, n_real = reference_features(ref_options, extractor, batch_size, device, progress)
+    feature_metrics = [m for m in metrics if m not in ("swd", "stacked")]
+    stacked_data = data_cfg["name"] == "stacked"
+    if feature_metrics and stacked_data and getattr(extractor, "input_shape", (3,))[0] == 1:
+        raise ConfigError(
+            f"metrics {', '.join(feature_metrics)} on stacked data: extractor {extractor.name} "
+            "reads 1-channel images, these are 3-channel; score `stacked` (each channel on its "
+            "own) and `swd`, or pass a 3-channel --extractor (inception)"
+        )
+    real_f = n_real = None
+    if feature_metrics:
+        real_f, _, n_real = reference_features(ref_options, extractor, batch_size, device, progress)
     keep_images = "swd" in metrics or "stacked" in metrics
-    fake_images = None
+    fake_images = fake_f = fake_logits = None
     if keep_images:
         parts, done = [], 0
         while done < n_fake:
             parts.append(sample(min(batch_size, n_fake - done)).cpu())
             done += len(parts[-1])
         fake_images = torch.cat(parts)
+    if keep_images and feature_metrics:
         fake_f, fake_logits = extract(
             extractor,
             fake_images,
@@ -229,7 +240,7 @@ def score_images(
             progress=progress,
             desc="sample features",
         )
-    else:
+    elif feature_metrics:
         fake_f, fake_logits = extract(
             extractor,
             sample,
@@ -270,6 +281,8 @@ def score_images(
         preds = stacked_digit_predictions(extractor.to(device), fake_images.to(device))
         h = stacked_mode_histogram(preds.cpu().numpy())
         scores.update(stacked_modes=h["modes_hit"], stacked_reverse_kl=h["reverse_kl"])
+    if n_real is None:  # only sample-level scores: the reference set's size
+        n_real = len(build_dataset(ref_options, seed=0).x)
     protocol = {
         "n_real": n_real,
         "reference": {"data": ref_options, "split": split_used},

@@ -72,6 +72,7 @@ from gankit.models import (  # noqa: E402,F401
     patchgan,
     refiner,
     resnet_generator,
+    tiny_dcgan,
 )
 
 __all__ = [
