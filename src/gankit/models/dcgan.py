@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from gankit.errors import ConfigError
 from gankit.models import DISCRIMINATORS, GENERATORS
-from gankit.models.layers import dcgan_init, norm2d
+from gankit.models.layers import BodyHead, dcgan_init, norm2d
 
 SIZES = {8: 4, 16: 4, 28: 7, 32: 4, 64: 4}  # image size -> resolution of the smallest map
 
@@ -69,7 +69,7 @@ class DCGANGenerator(nn.Module):
         return self.body(self.project(z))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(BodyHead):
     def __init__(self, in_shape, base_channels, norm, extra_layers=0):
         super().__init__()
         self.in_shape = tuple(in_shape)
@@ -93,15 +93,6 @@ class DCGANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(width * start * start, 1)
         self.feature_dim = self.out.in_features  # for layers on features(x) (minibatch disc.)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-    def head(self, h: Tensor) -> Tensor:
-        return self.out(h).squeeze(1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
 
 
 @GENERATORS.register("dcgan")

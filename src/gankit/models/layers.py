@@ -26,6 +26,24 @@ class Maxout(nn.Module):
         return y.amax(dim=-1)
 
 
+class BodyHead(nn.Module):
+    """A discriminator as `body` (features) then `out` (a score per sample, or per patch): the
+    split methods and tricks use (feature matching, minibatch layers, MAD-GAN's k + 1 outputs,
+    ACGAN's class head). Subclasses build `self.body` and `self.out`."""
+
+    body: nn.Module
+    out: nn.Module
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def head(self, h: Tensor) -> Tensor:
+        return self.out(h).squeeze(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
 def activation(name: str, where: str = "activation") -> nn.Module:
     table = {
         "relu": lambda: nn.ReLU(),

@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from torch import Tensor, nn
+from torch import nn
 
 from gankit.errors import ConfigError
 from gankit.models import DISCRIMINATORS
-from gankit.models.layers import dcgan_init
+from gankit.models.layers import BodyHead, dcgan_init
 
 KERNEL, PADDING = 4, 1
 
@@ -46,7 +46,7 @@ def _map_size(in_shape: tuple[int, ...], n_layers: int) -> int:
     return min(_out_size(s, [2] * n_layers + [1, 1]) for s in in_shape[1:])
 
 
-class PatchGANDiscriminator(nn.Module):
+class PatchGANDiscriminator(BodyHead):
     def __init__(self, in_shape, base_channels, n_layers, norm):
         super().__init__()
         self.in_shape = tuple(in_shape)
@@ -73,15 +73,6 @@ class PatchGANDiscriminator(nn.Module):
         self.receptive_field = 1 + sum(
             (KERNEL - 1) * math.prod(self.strides[:i]) for i in range(len(self.strides))
         )
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-    def head(self, h: Tensor) -> Tensor:
-        return self.out(h).squeeze(1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
 
 
 @DISCRIMINATORS.register("patchgan")

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from gankit.errors import ConfigError
 from gankit.models import DISCRIMINATORS, GENERATORS
-from gankit.models.layers import dcgan_init, norm2d
+from gankit.models.layers import BodyHead, dcgan_init, norm2d
 
 START = 4  # side of the generator's first map
 # image side -> sides after each stride-2 transposed convolution of the generator
@@ -99,7 +99,7 @@ class TinyDCGANGenerator(nn.Module):
         return self.body(self.project(z))
 
 
-class TinyDCGANDiscriminator(nn.Module):
+class TinyDCGANDiscriminator(BodyHead):
     def __init__(self, in_shape, widths: tuple[int, ...], norm: str, slope: float):
         super().__init__()
         self.in_shape = tuple(in_shape)
@@ -120,15 +120,6 @@ class TinyDCGANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(channels * h * w, 1)
         self.feature_dim = self.out.in_features  # for layers on features(x) (minibatch disc.)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-    def head(self, h: Tensor) -> Tensor:
-        return self.out(h).squeeze(1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
 
 
 @GENERATORS.register("tiny_dcgan")
