@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from semi_supervised import fashion_available
-from tables import cell, machine, sweep_rows
+from tables import cell, machine, sweep_rows, write_summary
 
 from gankit.sweep import run_sweep
 
@@ -150,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {machine()}. Wall time of this invocation: {minutes:.1f} min "
         "(finished runs are skipped).\n"
     )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(md)
-    (out / "summary.json").write_text(json.dumps(record, indent=2))
-    print(md)
+    write_summary(out, md, record)
     return 0
 
 

@@ -16,13 +16,12 @@ longer than this CPU allows; the step budget is written beside every number.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from tables import cell, machine, slug, sweep_rows
+from tables import cell, machine, pick, slug, sweep_rows, write_summary
 
 from gankit.sweep import run_sweep
 
@@ -93,12 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", help="comma-separated subset of: " + ", ".join(METHODS))
     parser.add_argument("--out", default="benchmarks/results/modes_2d")
     args = parser.parse_args(argv)
-    names = list(METHODS)
-    if args.methods:
-        names = [n.strip() for n in args.methods.split(",")]
-        unknown = [n for n in names if n not in METHODS]
-        if unknown:
-            parser.error(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
+    names = pick(parser, args.methods, METHODS, "methods")
     out = Path(args.out)
     started = time.perf_counter()
     results: dict[str, dict] = {}
@@ -130,15 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         f"run (the papers trained far longer). Command: `{command}`. Machine: {machine()}. "
         f"Wall time of this invocation: {minutes:.1f} min (finished runs are skipped).\n"
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(md)
     plain = {
         name: {data: {"n": row["n"], "stats": row["stats"]} for data, row in rows.items()}
         for name, rows in results.items()
     }
     record = {"steps": args.steps, "seeds": args.seeds, "command": command, "results": plain}
-    (out / "summary.json").write_text(json.dumps(record, indent=2))
-    print(md)
+    write_summary(out, md, record)
     return 0
 
 

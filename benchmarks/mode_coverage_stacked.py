@@ -31,14 +31,13 @@ packs; gankit packs within a batch, so the batch is 128 m).
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
-from tables import cell, machine, slug, sweep_rows
+from tables import cell, machine, pick, slug, sweep_rows, write_summary
 
 from gankit.config import load_recipe
 from gankit.errors import ConfigError
@@ -181,12 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     data = [d.strip() for d in args.data.split(",") if d.strip()]
     if not data or any(d not in DATA for d in data):
         parser.error(f"--data: choose from {', '.join(DATA)}, got {args.data!r}")
-    names = list(METHODS)
-    if args.methods:
-        names = [n.strip() for n in args.methods.split(",")]
-        unknown = [n for n in names if n not in METHODS]
-        if unknown:
-            parser.error(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
+    names = pick(parser, args.methods, METHODS, "methods")
     out = Path(args.out)
     started = time.perf_counter()
     d_size = [f"discriminator.widths={D_SIZES[args.d_size]}"]  # before a method's own D
@@ -235,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{machine()}. Wall time of this invocation: {minutes:.1f} min (finished runs are "
         f"skipped).\n"
     )
-    out.mkdir(parents=True, exist_ok=True)
     stem = "summary" if args.d_size == "quarter" else f"summary-d-{args.d_size}"
-    (out / f"{stem}.md").write_text(md)
     plain = {
         name: {key: {"n": row["n"], "stats": row["stats"]} for key, row in rows.items()}
         for name, rows in results.items()
@@ -255,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             name: {"modes": m, "reverse_kl": kl} for name, (_, m, kl) in PUBLISHED.items()
         },
     }
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
-    print(md)
+    write_summary(out, md, record, stem)
     return 0
 
 

@@ -18,13 +18,12 @@ Fashion-MNIST settings are skipped, with a message, when its IDX files are not i
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from tables import cell, machine, sweep_rows
+from tables import cell, machine, pick, sweep_rows, write_summary
 
 from gankit.data.idx import FILES
 from gankit.sweep import run_sweep
@@ -80,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", help="comma-separated subset of: " + ", ".join(SETTINGS))
     parser.add_argument("--out", default="benchmarks/results/semi_supervised")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.settings.split(",")] if args.settings else list(SETTINGS)
-    unknown = [n for n in names if n not in SETTINGS]
-    if unknown:
-        parser.error(f"unknown settings {unknown}; valid: {', '.join(SETTINGS)}")
+    names = pick(parser, args.settings, SETTINGS, "settings")
     if not fashion_available():
         skipped = [n for n in names if n.startswith("fashion")]
         print(f"Fashion-MNIST is not in {FASHION} (apt-get install dataset-fashion-mnist): "
@@ -120,15 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(one fixed labeled subset, label_seed 1). Command: `{command}`. Machine: {machine()}. "
         f"Wall time of this invocation: {minutes:.1f} min (finished runs are skipped).\n"
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(md)
     plain = {
         name: {"steps": steps, "rows": [{KEY: r[KEY], "n": r["n"], "stats": r["stats"]}
                                         for r in rows]}
         for name, (rows, steps) in results.items()
     }  # fmt: skip
-    (out / "summary.json").write_text(json.dumps({"command": command, "results": plain}, indent=2))
-    print(md)
+    write_summary(out, md, {"command": command, "results": plain})
     return 0
 
 

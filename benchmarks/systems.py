@@ -29,14 +29,13 @@ Experiments (one `gankit sweep` each, seeds 0..S-1, in OUT/<name>/; rerunning re
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from pathlib import Path
 
 from semi_supervised import fashion_available
-from tables import cell, machine, sweep_rows
+from tables import cell, machine, pick, sweep_rows, write_summary
 
 from gankit.sweep import run_sweep
 
@@ -159,10 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(EXPERIMENTS))
     parser.add_argument("--out", default="benchmarks/results/systems")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.only.split(",")] if args.only else list(EXPERIMENTS)
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown:
-        parser.error(f"unknown experiments {unknown}; valid: {', '.join(EXPERIMENTS)}")
+    names = pick(parser, args.only, EXPERIMENTS, "experiments")
     out = Path(args.out)
     command = shlex.join(["python", "benchmarks/systems.py", *(argv or sys.argv[1:])])
     started = time.perf_counter()
@@ -189,11 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {machine()}. Wall time of this invocation: {minutes:.1f} min "
         "(finished runs are skipped).\n"
     )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(md)
     plain = {n: {"steps": st, "n": r["n"], "stats": r["stats"]} for n, (r, st) in results.items()}
-    (out / "summary.json").write_text(json.dumps({"command": command, "results": plain}, indent=2))
-    print(md)
+    write_summary(out, md, {"command": command, "results": plain})
     return 0
 
 

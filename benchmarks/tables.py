@@ -3,6 +3,7 @@ describe the machine, so every results table says what produced it."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
@@ -44,3 +45,22 @@ def sweep_rows(folder: Path, steps: int, keys: list[str]) -> list[dict] | None:
 
 def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+
+
+def pick(parser: argparse.ArgumentParser, text: str | None, valid, what: str) -> list[str]:
+    """The names of a comma-separated option (all of `valid` when it is not given); an unknown
+    name is a usage error that lists the valid ones."""
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(valid)
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        parser.error(f"unknown {what} {unknown}; valid: {', '.join(valid)}")
+    return names
+
+
+def write_summary(out: Path, md: str, record: dict, stem: str = "summary") -> None:
+    """OUT/summary.md (the table, as the README shows it) and OUT/summary.json; print the
+    table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(md)
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
+    print(md)
