@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from semi_supervised import fashion_available
-from tables import cell, machine, pick, sweep_rows, write_summary
+from tables import cell, machine, pick, sweep_rows, sweep_steps, write_summary
 
 from gankit.sweep import run_sweep
 
@@ -186,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         run_sweep(preset, seeds=args.seeds, jobs=args.jobs, out=out / name,
                   steps=getattr(args, steps_flag), overrides=overrides, metrics=metrics,
                   command=command, n_fake=n_fake)  # fmt: skip
+    # the tables: every experiment swept into OUT so far, at whatever budget it ran (each row
+    # says its steps), so a call with --only adds to the tables instead of replacing them
     results = {}
-    for name, (*_, steps_flag) in EXPERIMENTS.items():
-        steps = getattr(args, steps_flag)
-        rows = sweep_rows(out / name, steps, [])
+    for name in EXPERIMENTS:
+        rows = sweep_rows(out / name, None, [])
         if rows:
-            results[name] = (rows[0], steps)
+            results[name] = (rows[0], sweep_steps(out / name))
     minutes = (time.perf_counter() - started) / 60
     parts = [f"## {title}\n\n{make(results, args.seeds)}" for title, make in TABLES]
     md = (

@@ -30,17 +30,23 @@ def cell(stats: dict, metric: str, scale: float = 1.0, digits: int = 2) -> str:
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
-def sweep_rows(folder: Path, steps: int, keys: list[str]) -> list[dict] | None:
+def sweep_rows(folder: Path, steps: int | None, keys: list[str]) -> list[dict] | None:
     """The summarized rows of the sweep in `folder` (one per grid cell), or None when it has
-    not run, ran at another step budget or has no finished run."""
+    not run, ran at another step budget than `steps` (None: any) or has no finished run."""
     path = folder / "sweep.json"
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
-    if record.get("steps") != steps or not record.get("runs"):
+    if (steps is not None and record.get("steps") != steps) or not record.get("runs"):
         print(f"skipping {path}: another step budget or no runs", file=sys.stderr)
         return None
     return summarize(record["runs"], keys)
+
+
+def sweep_steps(folder: Path) -> int | None:
+    """The step budget the sweep in `folder` ran at (None before it has run)."""
+    path = folder / "sweep.json"
+    return json.loads(path.read_text()).get("steps") if path.is_file() else None
 
 
 def slug(name: str) -> str:
