@@ -49,6 +49,15 @@ class Run:
     def samples(self) -> list[Path]:
         return sorted((self.path / "samples").glob("step_*.png"))
 
+    def checkpoint(self, checkpoint: str | Path | None = None) -> Path:
+        """`checkpoint` when given, else the newest one; an error when the run has none."""
+        if checkpoint is not None:
+            return Path(checkpoint)
+        found = self.checkpoints()
+        if not found:
+            raise CheckpointError(f"{self.path} has no checkpoint yet; train it first")
+        return found[-1]
+
     def generator(
         self,
         ema: bool | None = None,
@@ -57,10 +66,7 @@ class Run:
     ) -> nn.Module:
         """The generator of the newest checkpoint, in eval mode; the EMA copy when the run kept
         one (ema=None), unless ema=False."""
-        found = self.checkpoints()
-        path = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
-        if path is None:
-            raise CheckpointError(f"{self.path} has no checkpoint yet; train it first")
+        path = self.checkpoint(checkpoint)
         state, meta = load_checkpoint(path)
         modules = state["modules"]
         if ema is None:

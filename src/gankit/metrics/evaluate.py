@@ -22,7 +22,7 @@ from torch import Tensor
 
 from gankit import __version__
 from gankit.data import DATASETS, build_dataset
-from gankit.errors import ConfigError, GankitError
+from gankit.errors import ConfigError
 from gankit.metrics.features import FeatureExtractor, extract
 
 IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "swd", "stacked")
@@ -497,10 +497,7 @@ def evaluate(
             run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
         )
     started = time.perf_counter()
-    found = run.checkpoints()
-    ckpt = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
-    if ckpt is None:
-        raise GankitError(f"{run.path} has no checkpoint to evaluate; train it first")
+    ckpt = run.checkpoint(checkpoint)
     check_run_metrics(metrics or [], run.config)
     extra_scores: dict = {}  # metrics scored from the run's own networks
     extra_protocol: dict = {}

@@ -76,10 +76,7 @@ def evaluate_refinement(
     cfg = run.config
     if cfg.method != "simgan":
         raise GankitError(f"{run.path}: a {cfg.method!r} run, not simgan")
-    found = run.checkpoints()
-    ckpt = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
-    if ckpt is None:
-        raise GankitError(f"{run.path} has no checkpoint to evaluate; train it first")
+    ckpt = run.checkpoint(checkpoint)
     data_cfg = dict(cfg.data)
     used_split = "train (its data set has no other split)"
     if "split" in DATASETS.options(data_cfg["name"], ("seed",)):

@@ -138,10 +138,7 @@ def evaluate_translation(
     cfg = run.config
     if cfg.method not in ("pix2pix", "cyclegan", "composite"):
         raise GankitError(f"{run.path}: a {cfg.method!r} run, not pix2pix, cyclegan or composite")
-    found = run.checkpoints()
-    ckpt = Path(checkpoint) if checkpoint is not None else (found[-1] if found else None)
-    if ckpt is None:
-        raise GankitError(f"{run.path} has no checkpoint to evaluate; train it first")
+    ckpt = run.checkpoint(checkpoint)
     data_cfg = dict(cfg.data)
     used_split = "train (its source has no other split)"
     source = data_cfg.get("source") or data_cfg.get("a")
