@@ -484,13 +484,7 @@ def evaluate(
         return evaluate_refinement(
             run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
         )
-    if run.config.method == "composite":  # paired image-to-image: metrics/translation.py
-        from gankit.metrics.translation import evaluate_translation
-
-        return evaluate_translation(
-            run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
-        )
-    if run.config.method in ("pix2pix", "cyclegan"):  # image-to-image: metrics/translation.py
+    if run.config.method in ("pix2pix", "cyclegan", "composite"):  # metrics/translation.py
         from gankit.metrics.translation import evaluate_translation
 
         return evaluate_translation(
