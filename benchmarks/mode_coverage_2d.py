@@ -5,8 +5,9 @@ mode-collapse remedy gankit ships (the README's mode-coverage table).
 
 Protocol (Lin et al. 2018, PacGAN, section 5.1; the networks of the ring8 preset): G maps 2-d
 N(0, I) noise through 4 hidden layers of 400 units (BN + ReLU) to 2-d; D has 3 maxout layers of
-200 units with 5 pieces; Adam lr 1e-4, beta1 0.8 for both players and every method; batch 100;
-2,500 samples scored with `gankit eval` (a sample is high quality when its Mahalanobis distance
+200 units with 5 pieces; Adam lr 1e-4, beta1 0.8 for both players and every method; batch 100
+(PacGANm: 100 packs of m samples, so 100 m samples per step, as PacGAN's reference code); 2,500
+samples scored with `gankit eval` (a sample is high quality when its Mahalanobis distance
 to the nearest mode is < 3; a mode is captured when it has at least one high-quality sample;
 reverse KL of the mode histogram to uniform). Each method is one `gankit sweep` (grid over the
 two data sets, seeds 0..S-1) in OUT/<method>/; rerunning resumes. The papers trained for far
@@ -30,10 +31,11 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "GAN": ("ring8", []),
     "Unrolled GAN (5 steps)": ("ring8-unrolled", ["method_options.unroll_steps=5"]),
     "Unrolled GAN (10 steps)": ("ring8-unrolled", ["method_options.unroll_steps=10"]),
-    "PacGAN2": ("ring8-pacgan4", ["method_options.pack=2"]),
-    # 100 is not a multiple of 3: PacGAN3 trains on 99 samples (33 packs) per step
-    "PacGAN3": ("ring8-pacgan4", ["method_options.pack=3", "schedule.batch_size=99"]),
-    "PacGAN4": ("ring8-pacgan4", ["method_options.pack=4"]),
+    # 100 packs of m per step, as PacGAN's reference code (its batch is 100 packs; G makes 100 m
+    # samples): gankit packs within a batch, so the batch is 100 m
+    "PacGAN2": ("ring8-pacgan4", ["method_options.pack=2", "schedule.batch_size=200"]),
+    "PacGAN3": ("ring8-pacgan4", ["method_options.pack=3", "schedule.batch_size=300"]),
+    "PacGAN4": ("ring8-pacgan4", ["method_options.pack=4", "schedule.batch_size=400"]),
     "MAD-GAN": ("ring8-madgan", []),
     "MRGAN": ("ring8-mrgan", []),
     "WGAN-GP": ("ring8-wgan-gp", []),
