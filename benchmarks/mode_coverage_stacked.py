@@ -203,14 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     started = time.perf_counter()
     variant = variant_suffix(args.d_size, args.d_norm)
-    d_size = [f"discriminator.widths={D_SIZES[args.d_size]}"]  # before a method's own D
+    # the protocol's D, changed by --d-size / --d-norm; before a method's own D overrides
+    d_overrides = [f"discriminator.widths={D_SIZES[args.d_size]}"]
     if args.d_norm != "batch":
-        d_size.append(f"discriminator.norm={args.d_norm}")
+        d_overrides.append(f"discriminator.norm={args.d_norm}")
     refused: dict[str, str] = {}
     for name in names:
         for key in data:
             preset = DATA[key][0]
-            overrides = [*d_size, *METHODS[name]]
+            overrides = [*d_overrides, *METHODS[name]]
             try:  # a recipe gankit refuses is listed as not run, with the reason
                 load_recipe(preset, overrides)
             except ConfigError as exc:
