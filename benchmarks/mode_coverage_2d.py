@@ -17,12 +17,21 @@ longer than this CPU allows; the step budget is written beside every number.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
 
-from tables import cell, machine, pick, slug, sweep_rows, write_summary
+from tables import (
+    cell,
+    commands_md,
+    invocation,
+    machine,
+    pick,
+    slug,
+    sweep_commands,
+    sweep_rows,
+    write_summary,
+)
 
 from gankit.sweep import run_sweep
 
@@ -58,6 +67,7 @@ PUBLISHED = {
     ("PacGAN4", "ring"): (7.8, 95.9, 0.07),
     ("PacGAN4", "grid"): (24.8, 93.6, 0.04),
 }
+SCRIPT = "benchmarks/mode_coverage_2d.py"
 SCORES = ("modes_captured", "high_quality", "reverse_kl")
 
 
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     names = pick(parser, args.methods, METHODS, "methods")
     out = Path(args.out)
     started = time.perf_counter()
+    command = invocation(SCRIPT, sys.argv[1:] if argv is None else argv)
     results: dict[str, dict] = {}
     for name in names:
         preset, extra = METHODS[name]
@@ -109,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             steps=args.steps,
             overrides=[*PROTOCOL, *extra],
             metrics=["modes"],
-            command=shlex.join([sys.executable, *sys.argv]),
+            command=command,
         )
     # the table: every method swept into OUT so far at this step budget (also earlier calls)
     for name in METHODS:
@@ -118,19 +129,20 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results[name] = {row["data.mode"]: row for row in rows}
     minutes = (time.perf_counter() - started) / 60
-    command = shlex.join(["python", "benchmarks/mode_coverage_2d.py", *(argv or sys.argv[1:])])
+    commands = sweep_commands([out / slug(name) for name in results])
     md = (
         f"# Mode coverage on the 2D ring and grid (PacGAN protocol)\n\n"
         f"{table(results, args.steps, args.seeds)}\n"
         f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
-        f"run (the papers trained far longer). Command: `{command}`. Machine: {machine()}. "
-        f"Wall time of this invocation: {minutes:.1f} min (finished runs are skipped).\n"
+        f"run (the papers trained far longer). Machine: {machine()}. Wall time of the last "
+        f"invocation, `{command}`: {minutes:.1f} min (finished runs are skipped).\n\n"
+        f"{commands_md(commands)}"
     )
     plain = {
         name: {data: {"n": row["n"], "stats": row["stats"]} for data, row in rows.items()}
         for name, rows in results.items()
     }
-    record = {"steps": args.steps, "seeds": args.seeds, "command": command, "results": plain}
+    record = {"steps": args.steps, "seeds": args.seeds, "commands": commands, "results": plain}
     write_summary(out, md, record)
     return 0
 

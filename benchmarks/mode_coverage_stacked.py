@@ -13,8 +13,12 @@ LeakyReLU 0.3, then a linear score; non-saturating loss, Adam D lr 2e-4, G lr 1e
 (0.5, 0.99), batch 128, for every method. 25,600 samples are scored: the shipped classifier of
 the source images (digits, or Fashion-MNIST's) reads each channel, a sample's mode is its
 triple, and the table gives the number of modes hit and the reverse KL of the mode histogram to
-uniform, KL(p_G || uniform) (PacGAN's reference code). A row "real stacked images" scores
-25,600 real test images the same way: the floor the classifier allows.
+uniform, KL(p_G || uniform) (PacGAN's reference code). Beside them, not in the protocol: % high
+quality, the share of samples whose three channels the classifier all reads with probability
+>= 0.9, and confident modes, the modes those samples hit (a blurred or noisy channel still
+counts as whichever digit it resembles most, so a high mode count alone can be noise). A row
+"real stacked images" scores 25,600 real test images the same way: the floor the classifier
+allows.
 
 Each method is one `gankit sweep` per data set in OUT/<method>/<data>/ (seeds 0..S-1); rerunning
 resumes and skips finished runs. Each run is scored by `gankit eval RUN --metrics stacked
@@ -36,18 +40,28 @@ G still draws noise; without batch norm the same GAN starts drawing digit stroke
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
-from tables import cell, machine, pick, slug, sweep_rows, write_summary
+from tables import (
+    cell,
+    commands_md,
+    invocation,
+    machine,
+    pick,
+    slug,
+    sweep_commands,
+    sweep_rows,
+    write_summary,
+)
 
 from gankit.config import load_recipe
 from gankit.errors import ConfigError
 from gankit.sweep import run_sweep
 
+SCRIPT = "benchmarks/mode_coverage_stacked.py"
 N_FAKE = 25_600  # PacGAN's num_test_sample
 BATCH = 128
 # --data name -> (preset, shipped classifier that reads one channel, label in the tables)
@@ -127,14 +141,20 @@ def score_real(preset: str, n: int = N_FAKE) -> dict:
     images = build_dataset(data_cfg, seed=0).x
     scores = compute_metrics(RealImages(images), (1, "normal"), data_cfg, ["stacked"], n_fake=n,
                              progress=False)["metrics"]  # fmt: skip
-    return {"modes_hit": scores["stacked_modes"], "reverse_kl": scores["stacked_reverse_kl"]}
+    return {
+        "modes_hit": scores["stacked_modes"],
+        "reverse_kl": scores["stacked_reverse_kl"],
+        "high_quality": scores["stacked_high_quality"],
+        "confident_modes": scores["stacked_confident_modes"],
+    }
 
 
 # -- the table ------------------------------------------------------------------------------------
 def table(results: dict, real: dict, steps: int, seeds: int, variant: str, data: list[str]) -> str:
     lines = [
-        "| method | data | modes (of 1,000) | reverse KL | runs | steps |",
-        "|---|---|---:|---:|---:|---:|",
+        "| method | data | modes (of 1,000) | reverse KL | % high quality | confident modes | "
+        "runs | steps |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key in data:
         label = DATA[key][2]
@@ -142,7 +162,8 @@ def table(results: dict, real: dict, steps: int, seeds: int, variant: str, data:
             r = real[key]
             lines.append(
                 f"| {REAL} (classifier floor) | {label} | {r['modes_hit']} | "
-                f"{r['reverse_kl']:.2f} | - | - |"
+                f"{r['reverse_kl']:.2f} | {100 * r['high_quality']:.1f} | "
+                f"{r['confident_modes']} | - | - |"
             )
         for name, rows in results.items():
             row = rows.get(key)
@@ -151,13 +172,15 @@ def table(results: dict, real: dict, steps: int, seeds: int, variant: str, data:
             s = row["stats"]
             lines.append(
                 f"| {name} | {label} | {cell(s, 'stacked_modes', digits=1)} | "
-                f"{cell(s, 'stacked_reverse_kl')} | {row['n']} of {seeds} | {steps} |"
+                f"{cell(s, 'stacked_reverse_kl')} | {cell(s, 'stacked_high_quality', 100, 1)} | "
+                f"{cell(s, 'stacked_confident_modes', digits=1)} | {row['n']} of {seeds} | "
+                f"{steps} |"
             )
             if name in PUBLISHED and not variant:
                 what, modes, kl = PUBLISHED[name]
                 lines.append(
                     f"| {what}, published (PacGAN Table 3) | stacked MNIST 28x28 | {modes} | "
-                    f"{kl} | paper's | paper's |"
+                    f"{kl} | - | - | paper's | paper's |"
                 )
     return "\n".join(lines) + "\n"
 
@@ -202,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     names = pick(parser, args.methods, METHODS, "methods")
     out = Path(args.out)
     started = time.perf_counter()
+    command = invocation(SCRIPT, sys.argv[1:] if argv is None else argv)
     variant = variant_suffix(args.d_size, args.d_norm)
     # the protocol's D, changed by --d-size / --d-norm; before a method's own D overrides
     d_overrides = [f"discriminator.widths={D_SIZES[args.d_size]}"]
@@ -226,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 steps=args.steps,
                 overrides=overrides,
                 metrics=["stacked"],
-                command=shlex.join([sys.executable, *sys.argv]),
+                command=command,
                 n_fake=N_FAKE,
             )
     # the table: every method swept into OUT so far at this step budget (also earlier calls)
@@ -238,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault(name, {})[key] = rows[0]
     real = {key: score_real(DATA[key][0]) for key in data}
     minutes = (time.perf_counter() - started) / 60
-    command = shlex.join(["python", "benchmarks/mode_coverage_stacked.py", *(argv or sys.argv[1:])])
+    commands = sweep_commands(
+        [folder(out, name, key, variant) for name, rows in results.items() for key in rows]
+    )
     not_run = "".join(f"- {name}: not run: {why}\n" for name, why in refused.items())
     md = (
         f"# Mode coverage on stacked images, 1,000 modes (stacked-MNIST protocol, D widths "
@@ -248,9 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         + f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
         f"run (the reference code trains 500,000); {N_FAKE:,} samples scored per run with the "
         f"shipped classifier of the source images, one channel at a time. Published rows: "
-        f"MNIST, the paper's budget and 10 or more runs. Command: `{command}`. Machine: "
-        f"{machine()}. Wall time of this invocation: {minutes:.1f} min (finished runs are "
-        f"skipped).\n"
+        f"MNIST, the paper's budget and 10 or more runs. Machine: {machine()}. Wall time of "
+        f"the last invocation, `{command}`: {minutes:.1f} min (finished runs are skipped).\n\n"
+        f"{commands_md(commands)}"
     )
     stem = f"summary{variant}"
     plain = {
@@ -263,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "d_widths": D_SIZES[args.d_size],
         "d_norm": args.d_norm,
         "n_fake": N_FAKE,
-        "command": command,
+        "commands": commands,
         "results": plain,
         "real": real,
         "not_run": refused,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -47,6 +49,40 @@ def sweep_steps(folder: Path) -> int | None:
     """The step budget the sweep in `folder` ran at (None before it has run)."""
     path = folder / "sweep.json"
     return json.loads(path.read_text()).get("steps") if path.is_file() else None
+
+
+def invocation(script: str, argv: list[str]) -> str:
+    """The command line that reruns this script, as the tables print it: `python SCRIPT ARGS`,
+    led by OMP_NUM_THREADS when it was set (it sizes every run's thread pool)."""
+    threads = os.environ.get("OMP_NUM_THREADS")
+    lead = [f"OMP_NUM_THREADS={threads}"] if threads else []
+    return shlex.join([*lead, "python", script, *argv])
+
+
+def sweep_commands(folders: list[Path]) -> list[str]:
+    """The distinct commands that made the sweeps in `folders`, in order: a table built from
+    several invocations names each one. An interpreter path recorded as the first word of an
+    older sweep's command is written as `python`."""
+    commands: list[str] = []
+    for folder in folders:
+        path = folder / "sweep.json"
+        command = json.loads(path.read_text()).get("command") if path.is_file() else None
+        if not command:
+            continue
+        words = shlex.split(command)
+        if words and Path(words[0]).name.startswith("python"):
+            words[0] = "python"
+        command = shlex.join(words)
+        if command not in commands:
+            commands.append(command)
+    return commands
+
+
+def commands_md(commands: list[str]) -> str:
+    """A markdown list of the commands behind a table ('' when there are none)."""
+    if not commands:
+        return ""
+    return "Commands that made the rows:\n\n" + "".join(f"- `{c}`\n" for c in commands)
 
 
 def slug(name: str) -> str:

@@ -1,4 +1,4 @@
-"""Stacked MNIST mode histogram, worked by hand."""
+"""Stacked MNIST mode histogram and sample quality, worked by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gankit.metrics.stacked import stacked_mode_histogram
+from gankit.metrics.stacked import stacked_mode_histogram, stacked_quality
 
 
 def test_stacked_mode_histogram_by_hand():
@@ -24,6 +24,28 @@ def test_stacked_mode_histogram_by_hand():
     assert full["modes_hit"] == 1000 and full["reverse_kl"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError):
         stacked_mode_histogram(np.array([[1, 2, 10]]))
+
+
+def one_hot_ish(digit: int, top: float) -> list[float]:
+    """A 10-class probability vector with `top` on `digit` and the rest spread evenly."""
+    return [top if d == digit else (1 - top) / 9 for d in range(10)]
+
+
+def test_stacked_quality_by_hand():
+    probs = torch.tensor(
+        [
+            [one_hot_ish(1, 0.95), one_hot_ish(2, 0.99), one_hot_ish(3, 0.90)],  # sure: 123
+            [one_hot_ish(1, 0.97), one_hot_ish(2, 0.92), one_hot_ish(3, 0.93)],  # sure: 123
+            [one_hot_ish(4, 0.99), one_hot_ish(5, 0.89), one_hot_ish(6, 0.99)],  # 5 is unsure
+            [one_hot_ish(7, 0.91), one_hot_ish(8, 0.91), one_hot_ish(9, 0.91)],  # sure: 789
+        ]
+    )
+    out = stacked_quality(probs)
+    assert out == {"high_quality": 0.75, "confident_modes": 2}
+    assert stacked_quality(probs, threshold=0.95) == {"high_quality": 0.0, "confident_modes": 0}
+    assert stacked_quality(probs, threshold=0.5) == {"high_quality": 1.0, "confident_modes": 3}
+    with pytest.raises(ValueError, match="N>0, 3, classes"):
+        stacked_quality(probs[:, :2])
 
 
 class RealStacked(torch.nn.Module):
@@ -58,6 +80,13 @@ def test_gankit_eval_scores_stacked_modes_with_the_one_channel_classifier():
         digits = [clf(x[:, c : c + 1])[1].argmax(1) for c in range(3)]
     triples = {(int(a), int(b), int(c)) for a, b, c in zip(*digits)}
     assert result["metrics"]["stacked_modes"] == len(triples)
+    # quality: the share of images whose three channels all get a top probability >= 0.9
+    with torch.no_grad():
+        tops = torch.stack([clf(x[:, c : c + 1])[1].softmax(1).max(1).values for c in range(3)])
+    sure = (tops >= 0.9).all(0)
+    assert result["metrics"]["stacked_high_quality"] == pytest.approx(sure.double().mean().item())
+    sure_triples = {t for t, ok in zip(zip(*(d.tolist() for d in digits)), sure.tolist()) if ok}
+    assert result["metrics"]["stacked_confident_modes"] == len(sure_triples)
     assert result["protocol"]["n_real"] == 300
     with pytest.raises(ConfigError, match="reads 1-channel images"):
         compute_metrics(RealStacked(x), (4, "normal"), data_cfg, metrics=["stacked", "fid"],

@@ -355,13 +355,14 @@ def _safetensors_header(blob: bytes, path: Path) -> dict:
 
 
 @torch.no_grad()
-def stacked_digit_predictions(
+def stacked_digit_probabilities(
     classifier: ImageClassifier, images: Tensor, batch_size: int = 512
 ) -> Tensor:
-    """Predicted digit of each channel of (N, 3, H, W) stacked-digit images -> LongTensor (N, 3).
+    """Class probabilities of each channel of (N, 3, H, W) stacked-digit images -> (N, 3, C).
 
     Each channel is classified on its own as a 1-channel image by a 1-channel classifier (the
-    stacked MNIST protocol: 1000 modes = 10^3 channel-digit triples)."""
+    stacked MNIST protocol: 1000 modes = 10^3 channel-digit triples). The arg-max is the
+    protocol's digit; the probability itself says how digit-like a channel is."""
     if classifier.input_shape[0] != 1:
         raise GankitError(
             f"{classifier.name}: stacked digits need a 1-channel classifier, this one takes "
@@ -374,4 +375,21 @@ def stacked_digit_predictions(
         )
     n, _, h, w = images.shape
     flat = images.reshape(n * 3, 1, h, w)
-    return predict(classifier, flat, batch_size=batch_size).reshape(n, 3)
+    was_training = classifier.training
+    classifier.eval()
+    try:
+        probs = [
+            classifier(flat[i : i + batch_size])[1].softmax(1)
+            for i in range(0, len(flat), batch_size)
+        ]
+    finally:
+        classifier.train(was_training)
+    return torch.cat(probs).reshape(n, 3, -1)
+
+
+def stacked_digit_predictions(
+    classifier: ImageClassifier, images: Tensor, batch_size: int = 512
+) -> Tensor:
+    """Predicted digit of each channel of (N, 3, H, W) stacked-digit images -> LongTensor (N, 3)
+    (the arg-max of stacked_digit_probabilities)."""
+    return stacked_digit_probabilities(classifier, images, batch_size).argmax(2)

@@ -32,7 +32,7 @@ ALL_METRICS = IMAGE_METRICS + POINT_METRICS
 LOWER_IS_BETTER = {"fid", "kid", "swd", "w1", "reverse_kl", "stacked_reverse_kl"}
 HIGHER_IS_BETTER = {
     "is", "precision", "recall", "density", "coverage", "modes_captured", "high_quality",
-    "stacked_modes",
+    "stacked_modes", "stacked_high_quality", "stacked_confident_modes",
 }  # fmt: skip
 N_POINTS_2D = 2500  # PacGAN's protocol
 
@@ -275,12 +275,18 @@ def score_images(
             seed=seed,
         )
     if "stacked" in metrics:
-        from gankit.metrics.classifier import stacked_digit_predictions
-        from gankit.metrics.stacked import stacked_mode_histogram
+        from gankit.metrics.classifier import stacked_digit_probabilities
+        from gankit.metrics.stacked import stacked_mode_histogram, stacked_quality
 
-        preds = stacked_digit_predictions(extractor.to(device), fake_images.to(device))
-        h = stacked_mode_histogram(preds.cpu().numpy())
-        scores.update(stacked_modes=h["modes_hit"], stacked_reverse_kl=h["reverse_kl"])
+        probs = stacked_digit_probabilities(extractor.to(device), fake_images.to(device)).cpu()
+        h = stacked_mode_histogram(probs.argmax(2).numpy())
+        q = stacked_quality(probs)
+        scores.update(
+            stacked_modes=h["modes_hit"],
+            stacked_reverse_kl=h["reverse_kl"],
+            stacked_high_quality=q["high_quality"],
+            stacked_confident_modes=q["confident_modes"],
+        )
     if n_real is None:  # only sample-level scores: the reference set's size
         n_real = len(build_dataset(ref_options, seed=0).x)
     protocol = {

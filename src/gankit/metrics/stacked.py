@@ -13,6 +13,11 @@ import torch
 from gankit.metrics.modes import reverse_kl_to_uniform
 
 N_MODES = 1000
+# A stacked sample is high quality when the classifier gives each of its three channels at least
+# this probability (gankit's choice, the stacked analogue of the 2D protocol's "within 3 std of
+# a mode"): the mode count alone credits blurred or noisy channels with whatever digit they
+# resemble most.
+CONFIDENCE = 0.9
 
 
 def stacked_mode_histogram(digit_predictions) -> dict:
@@ -33,3 +38,16 @@ def stacked_mode_histogram(digit_predictions) -> dict:
         "n_modes": N_MODES,
         "reverse_kl": reverse_kl_to_uniform(counts),
     }
+
+
+def stacked_quality(probabilities, threshold: float = CONFIDENCE) -> dict:
+    """probabilities (N, 3, 10) of each channel's digit -> high_quality (the fraction of
+    samples whose three channels all have a top probability >= threshold) and confident_modes
+    (modes hit by those samples only)."""
+    p = torch.as_tensor(probabilities)
+    if p.ndim != 3 or p.shape[1] != 3 or len(p) == 0:
+        raise ValueError(f"probabilities must have shape (N>0, 3, classes), got {tuple(p.shape)}")
+    top, digit = p.max(dim=2)
+    sure = (top >= threshold).all(dim=1)
+    confident = stacked_mode_histogram(digit[sure])["modes_hit"] if bool(sure.any()) else 0
+    return {"high_quality": float(sure.double().mean()), "confident_modes": confident}
