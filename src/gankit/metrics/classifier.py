@@ -157,18 +157,21 @@ def _shift(x: Tensor, generator: torch.Generator, pad: int = 1) -> Tensor:
 
 
 @torch.no_grad()
-def predict(model: ImageClassifier, images: Tensor, batch_size: int = 512) -> Tensor:
-    """Arg-max class of every image (model in eval mode; its previous mode is restored)."""
+def class_logits(model: ImageClassifier, images: Tensor, batch_size: int = 512) -> Tensor:
+    """Class logits (N, C) of every image, in batches (model in eval mode; its previous mode is
+    restored)."""
     was_training = model.training
     model.eval()
     try:
-        out = [
-            model(images[i : i + batch_size])[1].argmax(1)
-            for i in range(0, len(images), batch_size)
-        ]
+        out = [model(images[i : i + batch_size])[1] for i in range(0, len(images), batch_size)]
     finally:
         model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+    return torch.cat(out) if out else torch.zeros(0, model.num_classes)
+
+
+def predict(model: ImageClassifier, images: Tensor, batch_size: int = 512) -> Tensor:
+    """Arg-max class of every image."""
+    return class_logits(model, images, batch_size).argmax(1)
 
 
 def accuracy(model: ImageClassifier, images: Tensor, labels: Tensor) -> float:
@@ -375,16 +378,7 @@ def stacked_digit_probabilities(
         )
     n, _, h, w = images.shape
     flat = images.reshape(n * 3, 1, h, w)
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        probs = [
-            classifier(flat[i : i + batch_size])[1].softmax(1)
-            for i in range(0, len(flat), batch_size)
-        ]
-    finally:
-        classifier.train(was_training)
-    return torch.cat(probs).reshape(n, 3, -1)
+    return class_logits(classifier, flat, batch_size).softmax(1).reshape(n, 3, -1)
 
 
 def stacked_digit_predictions(
