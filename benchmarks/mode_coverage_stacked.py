@@ -253,14 +253,16 @@ def main(argv: list[str] | None = None) -> int:
                 command=command,
                 n_fake=N_FAKE,
             )
-    # the table: every method swept into OUT so far at this step budget (also earlier calls)
+    # the table: every method and data set swept into OUT so far at this step budget (also by
+    # earlier calls with other --methods or --data)
     results: dict[str, dict] = {}
     for name in METHODS:
-        for key in data:
+        for key in DATA:
             rows = sweep_rows(folder(out, name, key, variant), args.steps, [])
             if rows:
                 results.setdefault(name, {})[key] = rows[0]
-    real = {key: score_real(DATA[key][0]) for key in data}
+    shown = [key for key in DATA if key in data or any(key in rows for rows in results.values())]
+    real = {key: score_real(DATA[key][0]) for key in shown}
     minutes = (time.perf_counter() - started) / 60
     commands = sweep_commands(
         [folder(out, name, key, variant) for name, rows in results.items() for key in rows]
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     md = (
         f"# Mode coverage on stacked images, 1,000 modes (stacked-MNIST protocol, D widths "
         f"{'-'.join(map(str, D_SIZES[args.d_size]))}, D norm {args.d_norm})\n\n"
-        f"{table(results, real, args.steps, args.seeds, variant, data)}\n"
+        f"{table(results, real, args.steps, args.seeds, variant, shown)}\n"
         + (f"{not_run}\n" if not_run else "")
         + f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
         f"run (the reference code trains 500,000); {N_FAKE:,} samples scored per run with the "
