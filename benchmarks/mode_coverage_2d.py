@@ -12,6 +12,13 @@ to the nearest mode is < 3; a mode is captured when it has at least one high-qua
 reverse KL of the mode histogram to uniform). Each method is one `gankit sweep` (grid over the
 two data sets, seeds 0..S-1) in OUT/<method>/; rerunning resumes. The papers trained for far
 longer than this CPU allows; the step budget is written beside every number.
+
+`--init normal` starts every MLP (G, and D where it is one) from N(0, 0.02) weights and zero
+biases, as PacGAN's code does; the default keeps PyTorch's init. Use a separate --out per init:
+a table summarizes one folder.
+
+    python benchmarks/mode_coverage_2d.py --steps 20000 --init normal --methods GAN,PacGAN4 \
+        --out benchmarks/results/modes_2d_20k
 """
 
 from __future__ import annotations
@@ -61,6 +68,10 @@ PROTOCOL = [
     "schedule.batch_size=100",
 ]
 # PacGAN Table 1 (10 trials, the paper's own step budget): modes, % high quality, reverse KL
+INIT_NOTE = {
+    "default": "PyTorch's default",
+    "normal": "weights N(0, 0.02), biases 0 (PacGAN's code)",
+}
 PUBLISHED = {
     ("GAN", "ring"): (6.3, 98.2, 0.45),
     ("GAN", "grid"): (17.3, 94.8, 0.70),
@@ -68,7 +79,17 @@ PUBLISHED = {
     ("PacGAN4", "grid"): (24.8, 93.6, 0.04),
 }
 SCRIPT = "benchmarks/mode_coverage_2d.py"
+# methods whose discriminator is an autoencoder, not an MLP: --init reaches their G only
+AUTOENCODER_D = {"BEGAN", "EBGAN"}
 SCORES = ("modes_captured", "high_quality", "reverse_kl")
+
+
+def init_overrides(name: str, init: str) -> list[str]:
+    """The --init choice as overrides (none for PyTorch's default, the recipes' own)."""
+    if init == "default":
+        return []
+    players = ["generator"] if name in AUTOENCODER_D else ["generator", "discriminator"]
+    return [f"{player}.init={init}" for player in players]
 
 
 def table(results: dict, steps: int, seeds: int) -> str:
@@ -103,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--methods", help="comma-separated subset of: " + ", ".join(METHODS))
     parser.add_argument("--out", default="benchmarks/results/modes_2d")
+    parser.add_argument(
+        "--init",
+        choices=["default", "normal"],
+        default="default",
+        help="MLP weights: PyTorch's default init, or N(0, 0.02) as PacGAN's code",
+    )
     args = parser.parse_args(argv)
     names = pick(parser, args.methods, METHODS, "methods")
     out = Path(args.out)
@@ -118,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             out=out / slug(name),
             steps=args.steps,
-            overrides=[*PROTOCOL, *extra],
+            overrides=[*PROTOCOL, *init_overrides(name, args.init), *extra],
             metrics=["modes"],
             command=command,
         )
@@ -134,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# Mode coverage on the 2D ring and grid (PacGAN protocol)\n\n"
         f"{table(results, args.steps, args.seeds)}\n"
         f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
-        f"run (the papers trained far longer). Machine: {machine()}. Wall time of the last "
+        f"run (the papers trained far longer); MLP init: {INIT_NOTE[args.init]}. "
+        f"Machine: {machine()}. Wall time of the last "
         f"invocation, `{command}`: {minutes:.1f} min (finished runs are skipped).\n\n"
         f"{commands_md(commands)}"
     )

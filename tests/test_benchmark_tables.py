@@ -40,3 +40,26 @@ def test_invocation_leads_with_the_thread_count_only_when_it_was_set(monkeypatch
     )
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert tables.invocation("benchmarks/x.py", []) == "OMP_NUM_THREADS=1 python benchmarks/x.py"
+
+
+def test_2d_benchmark_init_overrides_build_every_method_from_normal_weights():
+    # --init normal must reach every MLP and name no key a method's networks lack
+    import mode_coverage_2d as bench
+    from torch import nn
+
+    import gankit
+    from gankit.models import build_discriminator, build_generator
+
+    assert bench.init_overrides("GAN", "default") == []
+    for name, (preset, extra) in bench.METHODS.items():
+        overrides = [*bench.PROTOCOL, *bench.init_overrides(name, "normal"), *extra]
+        cfg = gankit.load_recipe(preset, overrides)
+        G = build_generator(cfg.generator, (2,))
+        first = next(m for m in G.modules() if isinstance(m, nn.Linear))
+        assert abs(first.weight.std().item() - 0.02) < 0.002, name
+        d = cfg.discriminator
+        assert (d.get("init") == "normal") == (d["name"] == "mlp"), name
+        if d["name"] == "mlp":
+            D = build_discriminator(d, (2,))
+            biases = [m.bias for m in D.modules() if isinstance(m, nn.Linear)]
+            assert biases and all(bool((b == 0).all()) for b in biases), name

@@ -272,3 +272,34 @@ def test_mlp_options_and_errors():
     with pytest.raises(ConfigError) as err:
         build_discriminator({"name": "resnet"}, (2,))
     assert "dcgan" in str(err.value) and "mlp" in str(err.value)
+
+
+def test_mlp_normal_init_matches_pacgan_code():
+    # the PacGAN 2D code: every weight N(0, 0.02), biases 0; BN scales stay 1
+    G = build_generator({"name": "mlp", "latent_dim": 2, "init": "normal"}, (2,))
+    D = build_discriminator({"name": "mlp", "init": "normal", "init_std": 0.05}, (2,))
+    big = [m for m in G.body if isinstance(m, nn.Linear)][1]  # 400 x 400 weights
+    mu, sd = _std(big.weight)
+    assert abs(mu) < 1e-3 and sd == pytest.approx(0.02, rel=0.02)
+    mu, sd = _std(D.body[1].linear.weight)  # 1000 x 200
+    assert abs(mu) < 2e-3 and sd == pytest.approx(0.05, rel=0.02)
+    biases = [m.bias for m in [*G.modules(), *D.modules()] if isinstance(m, nn.Linear)]
+    assert len(biases) == 5 + 4 and all(torch.all(b == 0) for b in biases)
+    assert all(torch.all(m.weight == 1) for m in G.body if isinstance(m, nn.BatchNorm1d))
+
+
+def test_mlp_default_init_is_pytorchs():
+    G = build_generator({"name": "mlp", "latent_dim": 2}, (2,))
+    big = [m for m in G.body if isinstance(m, nn.Linear)][1]
+    # PyTorch's Linear init is U(-1/sqrt(400), 1/sqrt(400)): std (1/20)/sqrt(3)
+    assert big.weight.std().item() == pytest.approx(0.05 / math.sqrt(3), rel=0.02)
+    assert big.bias.abs().max().item() > 0
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"init": "xavier"}, "init"), ({"init": "normal", "init_std": 0.0}, "init_std")],
+)
+def test_mlp_init_errors(options, message):
+    with pytest.raises(ConfigError, match=message):
+        build_discriminator({"name": "mlp", **options}, (2,))

@@ -81,5 +81,28 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def normal_init(module: nn.Module, std: float, where: str) -> None:
+    """Every linear/conv weight N(0, std), biases 0; normalization layers keep (1, 0).
+
+    The VEEGAN/PacGAN 2D protocols initialize this way (std 0.02): small weights start D near
+    a constant, where PyTorch's default (Kaiming-uniform) starts it steeper.
+    """
+    if not (std > 0 and math.isfinite(std)):
+        raise ConfigError(f"{where}.init_std: must be a positive number, got {std}")
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def apply_init(module: nn.Module, init: str, std: float, where: str) -> None:
+    """init "default" keeps PyTorch's defaults; "normal" is `normal_init` with `std`."""
+    if init == "normal":
+        normal_init(module, std, where)
+    elif init != "default":
+        raise ConfigError(f"{where}.init: unknown init {init!r}; valid: default, normal")
+
+
 def numel(shape: tuple[int, ...]) -> int:
     return math.prod(shape)

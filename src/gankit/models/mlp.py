@@ -8,9 +8,10 @@ from torch import Tensor, nn
 
 from gankit.errors import ConfigError
 from gankit.models import DISCRIMINATORS, GENERATORS
-from gankit.models.layers import Maxout, activation, numel
+from gankit.models.layers import Maxout, activation, apply_init, numel
 
 Activation = Literal["relu", "leaky_relu", "elu", "tanh", "softplus", "silu", "maxout"]
+Init = Literal["default", "normal"]
 
 
 def _hidden_stack(
@@ -91,16 +92,22 @@ def mlp_generator(
     batch_norm: bool = True,
     maxout_pieces: int = 5,
     out_activation: Literal["auto", "tanh", "none"] = "auto",
+    init: Init = "default",
+    init_std: float = 0.02,
 ) -> MLPGenerator:
     """Default: 4 x 400 ReLU + BN, as in the VEEGAN/PacGAN 2D experiments.
 
     out_activation "auto" is tanh for images (which live in [-1, 1]) and none for vectors.
+    init "normal" draws weights from N(0, init_std) with zero biases (the PacGAN code's init);
+    "default" keeps PyTorch's defaults.
     """
     if out_activation == "auto":
         out_activation = "tanh" if len(out_shape) == 3 else "none"
-    return MLPGenerator(
+    g = MLPGenerator(
         out_shape, latent_dim, hidden, depth, activation, batch_norm, maxout_pieces, out_activation
     )
+    apply_init(g, init, init_std, "generator")
+    return g
 
 
 @DISCRIMINATORS.register("mlp")
@@ -112,8 +119,14 @@ def mlp_discriminator(
     maxout_pieces: int = 5,
     batch_norm: bool = False,
     dropout: float = 0.0,
+    init: Init = "default",
+    init_std: float = 0.02,
 ) -> MLPDiscriminator:
-    """Default: 3 x 200 maxout units with 5 pieces, as in the VEEGAN/PacGAN 2D experiments."""
+    """Default: 3 x 200 maxout units with 5 pieces, as in the VEEGAN/PacGAN 2D experiments.
+
+    init as for the generator: "normal" is N(0, init_std) weights and zero biases."""
     if not 0 <= dropout < 1:
         raise ConfigError(f"discriminator.dropout: must be in [0, 1), got {dropout}")
-    return MLPDiscriminator(in_shape, hidden, depth, activation, batch_norm, maxout_pieces, dropout)
+    d = MLPDiscriminator(in_shape, hidden, depth, activation, batch_norm, maxout_pieces, dropout)
+    apply_init(d, init, init_std, "discriminator")
+    return d
