@@ -130,13 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         default="default",
         help="MLP weights: PyTorch's default init, or N(0, 0.02) as PacGAN's code",
     )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="train nothing: rebuild OUT/summary.md and .json from OUT/*/sweep.json",
+    )
     args = parser.parse_args(argv)
     names = pick(parser, args.methods, METHODS, "methods")
     out = Path(args.out)
     started = time.perf_counter()
     command = invocation(SCRIPT, sys.argv[1:] if argv is None else argv)
     results: dict[str, dict] = {}
-    for name in names:
+    for name in [] if args.table_only else names:
         preset, extra = METHODS[name]
         run_sweep(
             preset,
@@ -157,13 +162,18 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {row["data.mode"]: row for row in rows}
     minutes = (time.perf_counter() - started) / 60
     commands = sweep_commands([out / slug(name) for name in results])
+    last = (
+        f"Table rebuilt by `{command}` from the sweeps' records."
+        if args.table_only
+        else f"Wall time of the last invocation, `{command}`: {minutes:.1f} min (finished runs "
+        "are skipped)."
+    )
     md = (
         f"# Mode coverage on the 2D ring and grid (PacGAN protocol)\n\n"
         f"{table(results, args.steps, args.seeds)}\n"
         f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
         f"run (the papers trained far longer); MLP init: {INIT_NOTE[args.init]}. "
-        f"Machine: {machine()}. Wall time of the last "
-        f"invocation, `{command}`: {minutes:.1f} min (finished runs are skipped).\n\n"
+        f"Machine: {machine(threads=not args.table_only)}. {last}\n\n"
         f"{commands_md(commands)}"
     )
     plain = {

@@ -16,9 +16,12 @@ import torch
 from gankit.sweep import summarize
 
 
-def machine() -> str:
+def machine(threads: bool = True) -> str:
+    """This machine; `threads` False leaves out the thread count (for tables rebuilt from runs
+    made under other settings, whose commands say theirs)."""
+    cores = f"{torch.get_num_threads()} torch threads, " if threads else ""
     return (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{platform.processor() or platform.machine()}, {cores}"
         f"torch {torch.__version__}, Python {platform.python_version()}"
     )
 
