@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
@@ -31,6 +32,8 @@ def cell(stats: dict, metric: str, scale: float = 1.0, digits: int = 2) -> str:
     if metric not in stats:
         return "-"
     mean, std = stats[metric]
+    if not math.isfinite(mean):  # e.g. reverse KL of a run with no mode: no std to give
+        return f"{mean}"
     std = 0.0 if std is None else std
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 

@@ -63,3 +63,10 @@ def test_2d_benchmark_init_overrides_build_every_method_from_normal_weights():
             D = build_discriminator(d, (2,))
             biases = [m.bias for m in D.modules() if isinstance(m, nn.Linear)]
             assert biases and all(bool((b == 0).all()) for b in biases), name
+
+
+def test_cell_gives_mean_and_std_and_inf_alone():
+    assert tables.cell({"kl": (0.456, 0.0123)}, "kl") == "0.46 ± 0.01"
+    assert tables.cell({"hq": (0.5, None)}, "hq", 100, 1) == "50.0 ± 0.0"
+    assert tables.cell({"kl": (float("inf"), float("nan"))}, "kl") == "inf"
+    assert tables.cell({}, "kl") == "-"

@@ -228,7 +228,10 @@ def metric_names(rows: list[dict]) -> list[str]:
 
 
 def format_mean_std(mean: float, std: float | None) -> str:
-    return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
+    """'mean ± std'; the mean alone for one run, or when it is infinite (no std to give)."""
+    if std is None or not math.isfinite(mean):
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {std:.2g}"
 
 
 def markdown_table(rows: list[dict], keys: list[str]) -> str:
