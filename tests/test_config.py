@@ -109,6 +109,8 @@ def test_resolve_fills_every_default_for_ring8():
         "batch_norm": True,
         "maxout_pieces": 5,
         "out_activation": "auto",
+        "init": "default",
+        "init_std": 0.02,
     }
     assert cfg.discriminator["activation"] == "maxout"
     assert cfg.discriminator["maxout_pieces"] == 5

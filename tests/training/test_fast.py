@@ -55,6 +55,9 @@ def test_precision_resolution(monkeypatch):
     monkeypatch.setattr(fast_module, "cpu_has_amx", lambda: True)
     assert resolve_precision(FastConfig(), CPU) == "bf16"
     assert resolve_precision(FastConfig(precision="fp32"), CPU) == "fp32"
+    # fully connected networks (2D mixtures) stay fp32 on AMX unless bf16 is asked for
+    assert resolve_precision(FastConfig(), CPU, dense=True) == "fp32"
+    assert resolve_precision(FastConfig(precision="bf16"), CPU, dense=True) == "bf16"
 
 
 def test_disabled_fast_mode_changes_nothing():
@@ -238,3 +241,13 @@ def test_aligned_optimizer_state_gives_plain_adam_updates_after_a_reload():
 
     reference = run(fused=False, align=False)  # PyTorch's for-loop Adam indexes correctly
     assert torch.allclose(run(fused=True, align=True), reference, atol=1e-6)
+
+
+def test_dense_only_reads_the_recipes_model_names():
+    from gankit.config import load_recipe
+    from gankit.training.fast import dense_only
+
+    assert dense_only(load_recipe("ring8"))
+    assert dense_only(load_recipe("ring8-ebgan"))  # MLP autoencoder D
+    assert not dense_only(load_recipe("dcgan-fashion-mnist"))
+    assert not dense_only(load_recipe("stacked-digits"))

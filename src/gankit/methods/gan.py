@@ -24,7 +24,7 @@ from gankit.methods.base import Method, Noise, build_optimizer
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext, build_regularizer
-from gankit.training.fast import FastMode
+from gankit.training.fast import FastMode, dense_only
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 # Objectives whose discriminator scores are logits of P(real): sigmoid(score) is a probability.
@@ -37,7 +37,7 @@ class GANMethod(Method):
         super().__init__(cfg, data, device)
         self.objective = build_objective(cfg.objective)
         self.tricks = build_tricks(cfg, self.objective)
-        self.fast = fast = FastMode(cfg.fast, device)
+        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
         generator = wrap_generator(self.tricks, build_generator(cfg.generator, data.shape), cfg)
         discriminator = build_discriminator(cfg.discriminator, data.shape)
         self.generator = fast.prepare(generator.to(device))

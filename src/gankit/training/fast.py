@@ -8,10 +8,13 @@ One object, resolved once from the recipe's `fast` section, that a method asks f
 - `backward(loss)` / `step(optimizer)`: loss scaling for fp16, plain calls otherwise.
 
 `precision: auto` picks bf16 only where it is measured to pay: on CUDA GPUs that support it
-(else fp16 with loss scaling) and on CPUs with AMX tiles. On CPUs with AVX-512 BF16 but no AMX,
-bf16 convolutions are not faster than fp32 (benchmarks/results/speed/bench.md), so auto stays fp32
-there; `precision: bf16` still forces it. With `enabled: false` nothing here changes the step:
-plain fp32, default optimizers, as a hand-written PyTorch loop.
+(else fp16 with loss scaling) and, for convolutional models, on CPUs with AMX tiles. On CPUs with
+AVX-512 BF16 but no AMX, bf16 convolutions are not faster than fp32
+(benchmarks/results/speed/bench.md), so auto stays fp32 there; for recipes whose networks are all
+fully connected (`dense_only`: the 2D mixtures' MLPs) it stays fp32 on CPUs too, since such small
+steps are not faster in bf16 and 2D samples need more precision than bf16's 8 bits (a ring mode
+has std 0.01). `precision: bf16` still forces it. With `enabled: false` nothing here changes the
+step: plain fp32, default optimizers, as a hand-written PyTorch loop.
 """
 
 from __future__ import annotations
@@ -40,8 +43,19 @@ def cpu_has_amx() -> bool:
     return "amx_tile" in flags and "amx_bf16" in flags
 
 
-def resolve_precision(cfg: FastConfig, device: torch.device) -> str:
-    """'fp32', 'bf16' or 'fp16' for this recipe on this device."""
+# model names whose networks are fully connected only
+DENSE_MODELS = {"mlp", "autoencoder"}
+
+
+def dense_only(recipe) -> bool:
+    """True when the recipe's generator and discriminator are fully connected (no convolution)."""
+    names = [recipe.generator.get("name"), (recipe.discriminator or {}).get("name")]
+    return all(name in DENSE_MODELS for name in names if name)
+
+
+def resolve_precision(cfg: FastConfig, device: torch.device, dense: bool = False) -> str:
+    """'fp32', 'bf16' or 'fp16' for this recipe on this device (`dense`: fully connected
+    networks only)."""
     if not cfg.enabled or cfg.precision == "fp32":
         return "fp32"
     if cfg.precision != "auto":
@@ -53,7 +67,7 @@ def resolve_precision(cfg: FastConfig, device: torch.device) -> str:
         return cfg.precision
     if device.type == "cuda":
         return "bf16" if _cuda_bf16(device) else "fp16"
-    if device.type == "cpu" and cpu_has_amx():
+    if device.type == "cpu" and cpu_has_amx() and not dense:
         return "bf16"
     return "fp32"
 
@@ -64,9 +78,9 @@ def _cuda_bf16(device: torch.device) -> bool:
 
 
 class FastMode:
-    def __init__(self, cfg: FastConfig, device: torch.device):
+    def __init__(self, cfg: FastConfig, device: torch.device, dense: bool = False):
         self.device = torch.device(device)
-        self.precision = resolve_precision(cfg, self.device)
+        self.precision = resolve_precision(cfg, self.device, dense)
         self.dtype = DTYPES.get(self.precision)  # None: fp32, no autocast
         self.channels_last = cfg.enabled and cfg.channels_last
         self.fused_optimizer = cfg.enabled and cfg.fused_optimizer
