@@ -19,6 +19,12 @@ a table summarizes one folder.
 
     python benchmarks/mode_coverage_2d.py --steps 20000 --init normal --methods GAN,PacGAN4 \
         --out benchmarks/results/modes_2d_20k
+
+`--updates simultaneous` takes both players' gradients at the same point, as the reference code
+of PacGAN (ALI's training algorithm) does, for the methods that run the GAN method's step (GAN,
+PacGANm, WGAN-GP; Unrolled GAN is simultaneous by its definition, the others have their own
+steps). `--split-generator` runs PacGANm's G as that code does: m calls of 100 noise vectors,
+batch-norm statistics per call. Again a separate --out for each choice.
 """
 
 from __future__ import annotations
@@ -72,6 +78,10 @@ INIT_NOTE = {
     "default": "PyTorch's default",
     "normal": "weights N(0, 0.02), biases 0 (PacGAN's code)",
 }
+STEP_NOTE = {
+    "alternating": "alternating updates",
+    "simultaneous": "simultaneous updates (GAN, PacGANm, WGAN-GP)",
+}
 PUBLISHED = {
     ("GAN", "ring"): (6.3, 98.2, 0.45),
     ("GAN", "grid"): (17.3, 94.8, 0.70),
@@ -82,6 +92,19 @@ SCRIPT = "benchmarks/mode_coverage_2d.py"
 # methods whose discriminator is an autoencoder, not an MLP: --init reaches their G only
 AUTOENCODER_D = {"BEGAN", "EBGAN"}
 SCORES = ("modes_captured", "high_quality", "reverse_kl")
+# methods that take the GAN method's step (method gan or pacgan): --updates reaches them
+GAN_STEP = {"GAN", "PacGAN2", "PacGAN3", "PacGAN4", "WGAN-GP"}
+PACKED = {"PacGAN2", "PacGAN3", "PacGAN4"}
+
+
+def step_overrides(name: str, updates: str, split_generator: bool) -> list[str]:
+    """The --updates and --split-generator choices as overrides for method `name`."""
+    out = []
+    if updates != "alternating" and name in GAN_STEP:
+        out.append(f"method_options.updates={updates}")
+    if split_generator and name in PACKED:
+        out.append("method_options.split_generator=true")
+    return out
 
 
 def init_overrides(name: str, init: str) -> list[str]:
@@ -131,6 +154,17 @@ def main(argv: list[str] | None = None) -> int:
         help="MLP weights: PyTorch's default init, or N(0, 0.02) as PacGAN's code",
     )
     parser.add_argument(
+        "--updates",
+        choices=["alternating", "simultaneous"],
+        default="alternating",
+        help="the GAN step's update order (GAN, PacGANm, WGAN-GP)",
+    )
+    parser.add_argument(
+        "--split-generator",
+        action="store_true",
+        help="PacGANm: m generator calls of 100 samples (the reference code's BN statistics)",
+    )
+    parser.add_argument(
         "--table-only",
         action="store_true",
         help="train nothing: rebuild OUT/summary.md and .json from OUT/*/sweep.json",
@@ -150,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             out=out / slug(name),
             steps=args.steps,
-            overrides=[*PROTOCOL, *init_overrides(name, args.init), *extra],
+            overrides=[
+                *PROTOCOL,
+                *init_overrides(name, args.init),
+                *extra,
+                *step_overrides(name, args.updates, args.split_generator),
+            ],
             metrics=["modes"],
             command=command,
         )
@@ -172,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         f"# Mode coverage on the 2D ring and grid (PacGAN protocol)\n\n"
         f"{table(results, args.steps, args.seeds)}\n"
         f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
-        f"run (the papers trained far longer); MLP init: {INIT_NOTE[args.init]}. "
+        f"run (the papers trained far longer); MLP init: {INIT_NOTE[args.init]}; "
+        f"{STEP_NOTE[args.updates]}"
+        f"{'; PacGANm generator in m calls' if args.split_generator else ''}. "
         f"Machine: {machine(threads=not args.table_only)}. {last}\n\n"
         f"{commands_md(commands)}"
     )

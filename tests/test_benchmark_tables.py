@@ -65,6 +65,19 @@ def test_2d_benchmark_init_overrides_build_every_method_from_normal_weights():
             assert biases and all(bool((b == 0).all()) for b in biases), name
 
 
+def test_2d_benchmark_step_overrides_reach_only_the_methods_that_have_them():
+    import mode_coverage_2d as bench
+
+    import gankit
+
+    assert bench.step_overrides("GAN", "alternating", False) == []
+    for name, (preset, extra) in bench.METHODS.items():
+        overrides = [*bench.PROTOCOL, *extra, *bench.step_overrides(name, "simultaneous", True)]
+        options = gankit.load_recipe(preset, overrides).method_options  # unknown keys raise
+        assert (options.get("updates") == "simultaneous") == (name in bench.GAN_STEP), name
+        assert options.get("split_generator", False) == name.startswith("PacGAN"), name
+
+
 def test_cell_gives_mean_and_std_and_inf_alone():
     assert tables.cell({"kl": (0.456, 0.0123)}, "kl") == "0.46 ± 0.01"
     assert tables.cell({"hq": (0.5, None)}, "hq", 100, 1) == "50.0 ± 0.0"

@@ -46,7 +46,7 @@ def test_defaults_are_filled_in():
         "second_order": True,
         "generator_loss": "objective",
     }
-    assert load_recipe("ring8").method_options == {}
+    assert load_recipe("ring8").method_options == {"updates": "alternating"}
 
 
 def test_unknown_method_lists_the_valid_ones():

@@ -1,4 +1,11 @@
-"""The classic alternating GAN step: n_critic discriminator steps, then one generator step.
+"""The classic GAN step: n_critic discriminator steps, then one generator step.
+
+`method_options.updates` says where the generator's gradient is taken. `alternating` (the
+default, Goodfellow et al.'s Algorithm 1): against the discriminator its step just updated.
+`simultaneous`: both players' gradients at the same point (theta_G, theta_D), as the
+reference code of ALI and PacGAN trains (one gradient pass, both optimizers step). It is run as
+the generator's step first, against the D of this step, then D's last step on the same fake
+batch (detached, so the generator's step does not change it): the same updates.
 
 The fake batch of the last discriminator step is generated with gradients on and reused for the
 generator step (as in PyTorch's DCGAN example): one generator forward pass per step saved.
@@ -21,6 +28,7 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.options import method_options
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext, build_regularizer
@@ -73,6 +81,8 @@ class GANMethod(Method):
         self.adversarial_g_loss = not any(t.replaces_generator_loss for t in self.tricks)
         self.probabilistic = self.objective.name in PROBABILISTIC
         self.real: Tensor | None = None  # the real batch of the last discriminator step
+        # methods built on this one without the option (unrolled) take their own steps
+        self.simultaneous = method_options(cfg).get("updates") == "simultaneous"
         for trick in self.tricks:
             trick.attach(self)
 
@@ -136,11 +146,23 @@ class GANMethod(Method):
                 loss = loss + term
         return loss
 
-    def discriminator_step(self, step: int, fake: Tensor) -> dict[str, Tensor]:
-        D, fast = self.discriminator, self.fast
+    def real_batch(self, step: int) -> Tensor:
+        """A real batch as D sees it (perturbed), kept in self.real for the generator's terms."""
         real, _ = self.data.batch(self.batch_size)
-        real, fake = self.perturb(real, step), self.perturb(fake.detach(), step)
-        self.real = real
+        self.real = self.perturb(real, step)
+        return self.real
+
+    def generate(self, n: int) -> Tensor:
+        """n fake samples from the generator's forward pass (PacGAN may split the call)."""
+        return self.G_fwd(self.noise(n))
+
+    def discriminator_step(
+        self, step: int, fake: Tensor, real: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """One D step on `fake` (detached here) and `real` (perturbed; drawn when None)."""
+        D, fast = self.discriminator, self.fast
+        real = self.real_batch(step) if real is None else real
+        fake = self.perturb(fake.detach(), step)
         with fast.autocast():
             # separate passes: BatchNorm sees each batch alone; scores and losses in fp32
             d_real, d_fake = self.D_fwd(real).float(), self.D_fwd(fake).float()
@@ -200,14 +222,16 @@ class GANMethod(Method):
         return logs
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G = self.G_fwd
         for i in range(self.n_critic):
-            if i < self.n_critic - 1:
-                with torch.no_grad(), self.fast.autocast():
-                    fake = G(self.noise(self.batch_size))
-            else:
-                with self.fast.autocast():
-                    fake = G(self.noise(self.batch_size))  # kept for the generator step
+            last = i == self.n_critic - 1  # its fake batch is kept for the generator step
+            with torch.set_grad_enabled(last), self.fast.autocast():
+                fake = self.generate(self.batch_size)
+            if last and self.simultaneous:
+                real = self.real_batch(step)  # drawn first: the generator's terms may use it
+                g_logs = self.generator_step(step, fake)
+                logs = self.discriminator_step(step, fake, real)
+                logs.update(g_logs)
+                return logs
             logs = self.discriminator_step(step, fake)
         logs.update(self.generator_step(step, fake))
         return logs

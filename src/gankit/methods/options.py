@@ -13,7 +13,7 @@ every default in, so the config saved with a run lists every option the method u
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from gankit.errors import ConfigError
 from gankit.registry import Registry
@@ -111,7 +111,11 @@ def autoencoder_discriminator(cfg, method: str) -> None:
         )
 
 
+Updates = Literal["alternating", "simultaneous"]
+
+
 @METHOD_OPTIONS.register("gan")
-def gan_options(cfg) -> None:
-    """The alternating GAN step (methods/gan.py); it has no options of its own."""
+def gan_options(cfg, updates: Updates = "alternating") -> None:
+    """updates: alternating (G's gradient against the D just updated) or simultaneous (both
+    players' gradients at the same point, as ALI's and PacGAN's reference code); methods/gan.py."""
     scoring_discriminator(cfg, "gan")

@@ -12,6 +12,11 @@ per-sample tricks such as instance noise), so everything downstream sees packs: 
 tricks and regularizers treat a pack as one sample of the product distribution P^m (a gradient
 penalty interpolates and normalizes per pack, R1 takes the gradient per pack), which is the
 GAN that PacGAN trains. The batch size (per process under torchrun) must be divisible by m.
+
+`split_generator: true` runs G as PacGAN's reference code does: m calls of batch/m noise vectors
+each, pack i made of sample i of every call. It differs from one call on the whole batch only
+through what couples the samples of one forward pass, a batch-normalized G's batch statistics
+(then taken over batch/m samples per call). `updates` is the GAN method's option.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from gankit.methods.base import build_optimizer
 from gankit.methods.gan import GANMethod
 from gankit.methods.options import (
     METHOD_OPTIONS,
+    Updates,
     at_least,
     method_options,
     scoring_discriminator,
@@ -52,7 +58,8 @@ def pack(x: Tensor, m: int) -> Tensor:
 
 class PacGANMethod(GANMethod):
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
-        self.pack_size = method_options(cfg)["pack"]
+        options = method_options(cfg)
+        self.pack_size, self.split_generator = options["pack"], options["split_generator"]
         super().__init__(cfg, data, device)
         # the GAN method built D for single samples; rebuild it for packs (same recipe), with
         # its optimizer, compiled version and the tricks attached to it
@@ -68,6 +75,16 @@ class PacGANMethod(GANMethod):
         self._compiled["D"] = fast.compiled(self.discriminator)
         for trick in self.tricks:
             trick.attach(self)
+
+    def generate(self, n: int) -> Tensor:
+        """One G call, or m calls of n/m (split_generator) interleaved so that pack i holds
+        sample i of every call: (m, n/m, ...) -> (n/m, m, ...) -> (n, ...)."""
+        if not self.split_generator:
+            return super().generate(n)
+        m = self.pack_size
+        calls = [super(PacGANMethod, self).generate(n // m) for _ in range(m)]
+        stacked = torch.stack(calls, dim=1)
+        return stacked.reshape(n, *stacked.shape[2:])
 
     def perturb(self, x: Tensor, step: int) -> Tensor:
         """Per-sample tricks first, then packing: every input of D is a batch of packs."""
@@ -95,8 +112,12 @@ class RepeatedPack(nn.Module):
 
 
 @METHOD_OPTIONS.register("pacgan")
-def pacgan_options(cfg, pack: int = 2) -> None:
-    """pack: samples per pack, m (PacGAN2, 3, 4 in the paper's tables)."""
+def pacgan_options(
+    cfg, pack: int = 2, split_generator: bool = False, updates: Updates = "alternating"
+) -> None:
+    """pack: samples per pack, m (PacGAN2, 3, 4 in the paper's tables); split_generator: m
+    generator calls of batch/m samples (the reference code's batch-norm statistics); updates:
+    alternating or simultaneous, as method gan."""
     at_least(pack, 1, "pack")
     scoring_discriminator(cfg, "pacgan")
     if cfg.schedule.batch_size % pack:
