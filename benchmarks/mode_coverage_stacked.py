@@ -219,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         "batch norm over all-real and all-fake batches slows the tiny D down at short budgets)",
     )
     parser.add_argument("--out", default="benchmarks/results/modes_stacked")
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="train nothing: rebuild OUT's summary for this --d-size/--d-norm from the sweeps",
+    )
     args = parser.parse_args(argv)
 
     data = [d.strip() for d in args.data.split(",") if d.strip()]
@@ -234,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.d_norm != "batch":
         d_overrides.append(f"discriminator.norm={args.d_norm}")
     refused: dict[str, str] = {}
-    for name in names:
+    for name in [] if args.table_only else names:
         for key in data:
             preset = DATA[key][0]
             overrides = [*d_overrides, *METHODS[name]]
@@ -269,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = sweep_commands(
         [folder(out, name, key, variant) for name, rows in results.items() for key in rows]
     )
+    last = (
+        f"Table rebuilt by `{command}` from the sweeps' records."
+        if args.table_only
+        else f"Wall time of the last invocation, `{command}`: {minutes:.1f} min (finished runs "
+        "are skipped)."
+    )
+    where = machine(threads=not args.table_only)
     not_run = "".join(f"- {name}: not run: {why}\n" for name, why in refused.items())
     md = (
         f"# Mode coverage on stacked images, 1,000 modes (stacked-MNIST protocol, D widths "
@@ -278,8 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         + f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
         f"run (the reference code trains 500,000); {N_FAKE:,} samples scored per run with the "
         f"shipped classifier of the source images, one channel at a time. Published rows: "
-        f"MNIST, the paper's budget and 10 or more runs. Machine: {machine()}. Wall time of "
-        f"the last invocation, `{command}`: {minutes:.1f} min (finished runs are skipped).\n\n"
+        f"MNIST, the paper's budget and 10 or more runs. Machine: {where}. {last}\n\n"
         f"{commands_md(commands)}"
     )
     stem = f"summary{variant}"
