@@ -42,7 +42,7 @@ class Pix2PixStep:
         l1_weight: float,
         device: torch.device,
     ):
-        self.fast = fast = FastMode(cfg.fast, device)
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         self.precision = fast.precision
         self.data = data
         self.channels = data.shape[0] // 2

@@ -68,7 +68,7 @@ from gankit.methods.options import (
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -172,7 +172,7 @@ class AdaGANMethod(Players):
                 "steps_per_round (or schedule.steps)"
             )
         self.objective = build_objective(cfg.objective)
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
         shape = tuple(data.shape)
         self.generator = fast.prepare(self.build_sampler(cfg, shape).to(device))

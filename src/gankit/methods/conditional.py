@@ -49,7 +49,7 @@ from gankit.methods.options import (
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class ConditionalMethod(Players):
             )
         self.num_classes = K = int(data.num_classes)
         self.objective = build_objective(cfg.objective)
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
         self.generator = fast.prepare(
             self.build_sampler(cfg, tuple(data.shape), K, opts["embed_dim"]).to(device)

@@ -53,7 +53,7 @@ from gankit.methods.translation import (
 from gankit.models import build_discriminator
 from gankit.models.resnet_generator import build_translator
 from gankit.objectives import build_objective
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 
 # -- losses (pure functions) --------------------------------------------------------------------
@@ -119,7 +119,7 @@ class CycleGANMethod(Method):
             )
         opts = method_options(cfg)
         self.lam, self.identity = opts["lambda_cycle"], opts["identity"]
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         shape = data.shape_a
         G = build_translator(cfg.generator, shape, shape[0])
         Fn = build_translator(cfg.generator, shape, shape[0])

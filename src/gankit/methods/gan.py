@@ -32,7 +32,7 @@ from gankit.methods.options import method_options
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext, build_regularizer
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 # Objectives whose discriminator scores are logits of P(real): sigmoid(score) is a probability.
@@ -45,7 +45,7 @@ class GANMethod(Method):
         super().__init__(cfg, data, device)
         self.objective = build_objective(cfg.objective)
         self.tricks = build_tricks(cfg, self.objective)
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         generator = wrap_generator(self.tricks, build_generator(cfg.generator, data.shape), cfg)
         discriminator = build_discriminator(cfg.discriminator, data.shape)
         self.generator = fast.prepare(generator.to(device))

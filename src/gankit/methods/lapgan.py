@@ -62,7 +62,7 @@ from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.pyramid import auto_levels, downsample, pyramid_sizes, upsample
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 
 class LevelGenerator(nn.Module):
@@ -188,7 +188,7 @@ class LapGANMethod(Players):
         self.train_mode, self.level_steps = opts["train"], opts["level_steps"]
         self.mode = opts["upsample"]
         self.objective = build_objective(cfg.objective)
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
         self.generator = fast.prepare(build_lapgan_generator(cfg, shape).to(device))
         coarse_D = build_discriminator(cfg.discriminator, (shape[0], self.sizes[0], self.sizes[0]))

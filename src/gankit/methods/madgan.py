@@ -69,7 +69,7 @@ from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.models.dcgan import DCGANGenerator
 from gankit.models.mlp import MLPGenerator
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 
 # -- the k generators -----------------------------------------------------------------------
@@ -231,7 +231,7 @@ class MADGANMethod(Players):
         opts = method_options(cfg)
         self.k, self.variant = opts["k"], opts["variant"]
         self.generator_loss, self.sim_weight = opts["generator_loss"], opts["sim_weight"]
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
         shape = tuple(data.shape)
         G = build_mixture(cfg, shape, self.k, opts["shared_trunk"])

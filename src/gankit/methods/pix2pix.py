@@ -47,7 +47,7 @@ from gankit.methods.translation import (
 from gankit.models import build_discriminator
 from gankit.models.resnet_generator import build_translator
 from gankit.objectives import build_objective
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 
 def pair_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -79,7 +79,7 @@ class Pix2PixMethod(Method):
                 f"B {data.shape_b}"
             )
         self.reverse = self.opts["direction"] == "BtoA"
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         shape = data.shape_a
         G = build_translator(cfg.generator, shape, shape[0])
         source = data.images("b" if self.reverse else "a")[0]

@@ -13,7 +13,7 @@ from gankit.data.base import DataSource
 from gankit.methods.base import Method, Noise, build_optimizer
 from gankit.methods.gan import grad_norm
 from gankit.models import build_discriminator, build_generator
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 
 class Players(Method):
@@ -21,7 +21,7 @@ class Players(Method):
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         super().__init__(cfg, data, device)
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
         self.generator = fast.prepare(build_generator(cfg.generator, data.shape).to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)

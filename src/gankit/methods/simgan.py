@@ -55,7 +55,7 @@ from gankit.methods.translation import (
 from gankit.models import build_discriminator
 from gankit.models.refiner import build_refiner
 from gankit.objectives import build_objective
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 
 class HistoryBuffer(ImageStore):
@@ -121,7 +121,7 @@ class SimGANMethod(Method):
         self.lam = opts["self_reg"]
         self.k_g, self.k_d = opts["refiner_updates"], opts["discriminator_updates"]
         self.pre_r, self.pre_d = opts["pretrain_refiner"], opts["pretrain_discriminator"]
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         shape = data.shape_a
         R = build_refiner(cfg.generator, shape)
         source = data.images("a")[0]

@@ -58,7 +58,7 @@ from gankit.methods.options import (
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.training.ema import EMA
-from gankit.training.fast import FastMode, dense_only
+from gankit.training.fast import FastMode
 
 
 # -- the K+1 probabilities and losses (pure functions of the K logits) ------------------------
@@ -147,7 +147,7 @@ class SSLMethod(Players):
         opts = method_options(cfg)
         base = _in_memory(data)
         self.num_classes = K = int(base.num_classes)
-        self.fast = fast = FastMode(cfg.fast, device, dense_only(cfg))
+        self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
         self.generator = fast.prepare(build_generator(cfg.generator, data.shape).to(device))
         D = build_classifier(cfg, data.shape, K).to(device)

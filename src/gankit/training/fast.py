@@ -87,6 +87,12 @@ class FastMode:
         self.compile = cfg.enabled and cfg.compile
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
+    @classmethod
+    def for_recipe(cls, recipe, device: torch.device) -> FastMode:
+        """The fast mode of a whole recipe: its `fast` section, and whether its networks are all
+        fully connected (`dense_only`), which `precision: auto` reads."""
+        return cls(recipe.fast, device, dense_only(recipe))
+
     def describe(self) -> str:
         parts = [self.precision]
         if self.channels_last:
