@@ -40,6 +40,7 @@ from tables import (
     invocation,
     machine,
     pick,
+    provenance,
     slug,
     sweep_commands,
     sweep_rows,
@@ -201,12 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {row["data.mode"]: row for row in rows}
     minutes = (time.perf_counter() - started) / 60
     commands = sweep_commands([out / slug(name) for name in results])
-    last = (
-        f"Table rebuilt by `{command}` from the sweeps' records."
-        if args.table_only
-        else f"Wall time of the last invocation, `{command}`: {minutes:.1f} min (finished runs "
-        "are skipped)."
-    )
+    last = provenance(command, minutes, args.table_only)
     md = (
         f"# Mode coverage on the 2D ring and grid (PacGAN protocol)\n\n"
         f"{table(results, args.steps, args.seeds)}\n"

@@ -51,6 +51,7 @@ from tables import (
     invocation,
     machine,
     pick,
+    provenance,
     slug,
     sweep_commands,
     sweep_rows,
@@ -274,12 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = sweep_commands(
         [folder(out, name, key, variant) for name, rows in results.items() for key in rows]
     )
-    last = (
-        f"Table rebuilt by `{command}` from the sweeps' records."
-        if args.table_only
-        else f"Wall time of the last invocation, `{command}`: {minutes:.1f} min (finished runs "
-        "are skipped)."
-    )
+    last = provenance(command, minutes, args.table_only)
     where = machine(threads=not args.table_only)
     not_run = "".join(f"- {name}: not run: {why}\n" for name, why in refused.items())
     md = (

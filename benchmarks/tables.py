@@ -27,6 +27,16 @@ def machine(threads: bool = True) -> str:
     )
 
 
+def provenance(command: str, minutes: float, table_only: bool) -> str:
+    """The summary's last sentence: what made the table (a rebuild, or a timed invocation)."""
+    if table_only:
+        return f"Table rebuilt by `{command}` from the sweeps' records."
+    return (
+        f"Wall time of the last invocation, `{command}`: {minutes:.1f} min (finished runs are "
+        "skipped)."
+    )
+
+
 def cell(stats: dict, metric: str, scale: float = 1.0, digits: int = 2) -> str:
     """'mean ± std' of a summarized metric (std 0 for one run), '-' when it is missing."""
     if metric not in stats:
