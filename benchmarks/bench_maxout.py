@@ -23,22 +23,24 @@ import torch
 from tables import machine
 from torch import nn
 
+from gankit.models.layers import Maxout
 
-class Variant(nn.Module):
-    def __init__(self, linear: nn.Linear, units: int, pieces: int, reduce: str):
-        super().__init__()
-        self.linear, self.units, self.pieces, self.reduce = linear, units, pieces, reduce
+
+class AmaxMaxout(Maxout):
+    """gankit's Maxout with the reduction it had before: amax over the pieces."""
 
     def forward(self, x):
-        y = self.linear(x).view(x.shape[0], self.units, self.pieces)
-        return y.amax(dim=-1) if self.reduce == "amax" else y.max(dim=-1).values
+        y = self.linear(x).view(x.shape[0], self.out_features, self.pieces)
+        return y.amax(dim=-1)
 
 
 def discriminator(in_features: int, reduce: str, seed: int = 0) -> nn.Module:
+    """The protocol's D from the shipped Maxout layer ("max") or the amax variant."""
+    layer = AmaxMaxout if reduce == "amax" else Maxout
     torch.manual_seed(seed)
     layers, width = [], in_features
     for _ in range(3):
-        layers.append(Variant(nn.Linear(width, 200 * 5), 200, 5, reduce))
+        layers.append(layer(width, 200, 5))
         width = 200
     return nn.Sequential(*layers, nn.Linear(200, 1))
 
