@@ -7,7 +7,11 @@ import csv
 import json
 import math
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +83,32 @@ def test_sweep_runs_grid_times_seeds_summarizes_and_resumes(tmp_path, capsys):
     assert [(p / "eval.json").stat().st_mtime_ns for p in finished] == mtimes
     assert "--resume" in (unevaluated.with_suffix(".log")).read_text()
     check_summary_against_runs(out)
+
+
+def test_sigterm_reaches_the_runs_which_checkpoint_and_the_sweep_exits_143(tmp_path):
+    """`timeout`, `kill` and schedulers signal the sweep's process only: it must pass SIGTERM on
+    so that the run checkpoints where it stopped (its periodic checkpoint is far away) and no
+    orphan trains on."""
+    out = tmp_path / "sw"
+    cmd = [
+        sys.executable, "-m", "gankit", "sweep", "ring8", "--seeds", "2", "--jobs", "1",
+        "--steps", "1000000", "--out", str(out), "--set", "generator.hidden=16",
+        "discriminator.hidden=16", "logging.every=10", "logging.progress=false",
+        "logging.tensorboard=false", "logging.checkpoint_every=100000",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = out / "default" / "seed0"  # a sweep without --grid has one cell, "default"
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted"  # the run's own handler ran: it was not killed
+    assert (run / "checkpoints" / f"step_{info['step']:08d}").is_dir() and info["step"] >= 10
+    assert "Interrupted (SIGTERM)" in (out / "default" / "seed0.log").read_text()
+    assert not (out / "default" / "seed1").exists()  # nothing new started after the signal
 
 
 def test_mistakes_fail_before_any_run(tmp_path, capsys):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from gankit import __version__
-from gankit.errors import GankitError
+from gankit.errors import GankitError, Terminated
 
 
 def _overrides(groups: list[list[str]] | None) -> list[str]:
@@ -32,7 +33,8 @@ def _print_run(run, result: dict) -> None:
     last = result.get("last") or {}
     print()
     if status == "interrupted":
-        print(f"Interrupted at step {result['step']}; saved a checkpoint.")
+        by = result.get("signal", "SIGINT")
+        print(f"Interrupted ({by}) at step {result['step']}; saved a checkpoint.")
         print(f"  continue:    gankit train --resume {run.path}")
     else:
         print(f"Finished {result['step']} steps.")
@@ -85,7 +87,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = fit(trainer)
     if main:
         _print_run(run, run.result)
-    return 130 if run.result["status"] == "interrupted" else 0
+    return _exit_code(run.result)
+
+
+def _exit_code(result: dict) -> int:
+    """0 for a finished run; 128 + the signal's number for one stopped by a signal (130 for
+    Ctrl-C, 143 for SIGTERM), the shell's convention, so schedulers see why it ended."""
+    if result["status"] != "interrupted":
+        return 0
+    return 128 + int(getattr(signal, result.get("signal", "SIGINT")))
 
 
 def _parse_labels(text: str, n: int) -> list[int]:
@@ -461,10 +471,10 @@ def main(argv: list[str] | None = None) -> int:
     except GankitError as exc:
         _print_error(exc)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if _process_place()[0] == 0:
             print("gankit: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

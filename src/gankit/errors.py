@@ -22,3 +22,8 @@ class CheckpointError(GankitError):
 
 class TrainingError(GankitError):
     """Training cannot continue (for example the losses became NaN)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM stopped a command that passed it on to its runs (a sweep); like Ctrl-C, but
+    the CLI exits with 143 (128 + SIGTERM) so a scheduler sees why."""

@@ -19,6 +19,7 @@ continues (`gankit train --resume`), anything else starts again.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -28,6 +29,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gankit.config import load_recipe, parse_override
-from gankit.errors import ConfigError, GankitError
+from gankit.errors import ConfigError, GankitError, Terminated
 from gankit.training.checkpoint import list_checkpoints
 from gankit.training.outputs import write_text_atomic
 
@@ -141,6 +143,35 @@ def _command(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "gankit", *args]
 
 
+class Children:
+    """The sweep's live `gankit` processes, so that a SIGTERM to the sweep reaches them: each
+    run then checkpoints and stops (as on Ctrl-C, which the terminal sends to all of them)
+    instead of training on, orphaned, or dying with its work since the last checkpoint."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen] = set()
+        self.terminated = False
+
+    def run(self, cmd: list[str], **kwargs) -> int:
+        with self._lock:
+            if self.terminated:
+                return 128 + signal.SIGTERM
+            proc = subprocess.Popen(cmd, **kwargs)
+            self._live.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with self._lock:
+                self._live.discard(proc)
+
+    def terminate(self) -> None:
+        with self._lock:
+            self.terminated = True
+            for proc in self._live:
+                proc.send_signal(signal.SIGTERM)
+
+
 def execute(
     spec: RunSpec,
     recipe: str,
@@ -148,6 +179,7 @@ def execute(
     env: dict,
     stop: threading.Event,
     n_fake: int | None = None,
+    children: Children | None = None,
 ) -> dict:
     """Train (or resume) and evaluate one run unless its eval.json exists; output to spec.log."""
     started = time.perf_counter()
@@ -169,9 +201,11 @@ def execute(
                 cmd = _command(args)
                 sink.write(f"$ {shlex.join(cmd)}\n")
                 sink.flush()
-                done = subprocess.run(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
-                if done.returncode != 0:
-                    error = f"`gankit {args[0]}` exited with {done.returncode}; see {spec.log}"
+                code = (children or Children()).run(
+                    cmd, env=env, stdout=sink, stderr=subprocess.STDOUT
+                )
+                if code != 0:
+                    error = f"`gankit {args[0]}` exited with {code}; see {spec.log}"
                     return {"status": "failed", "error": error}
         scores = _read_scores(spec.path)
         if scores is None:
@@ -291,6 +325,26 @@ def _check_same_sweep(out: Path, spec: dict) -> None:
             )
 
 
+@contextlib.contextmanager
+def _passing_sigterm(stop: threading.Event, children: Children):
+    """While the sweep runs, a SIGTERM starts nothing new, is passed on to the live runs and
+    ends the sweep with `Terminated` once they have checkpointed (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        stop.set()
+        children.terminate()
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_sweep(
     recipe: str,
     grid: list[str] | None = None,
@@ -327,10 +381,11 @@ def run_sweep(
     # parallel runs share the cores: one BLAS/OpenMP pool per run, sized to its share
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     stop = threading.Event()
+    children = Children()
     results: dict[int, dict] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool, _passing_sigterm(stop, children):
         futures = {
-            pool.submit(execute, spec, recipe, metrics, env, stop, n_fake): i
+            pool.submit(execute, spec, recipe, metrics, env, stop, n_fake, children): i
             for i, spec in enumerate(specs)
         }
         try:
@@ -338,9 +393,9 @@ def run_sweep(
                 i = futures[future]
                 results[i] = future.result()
                 _print_progress(done, len(specs), specs[i], results[i])
-        except BaseException:  # Ctrl-C: start nothing new; rerunning resumes
+        except BaseException:  # Ctrl-C or SIGTERM: start nothing new; rerunning resumes
             stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)  # the runs checkpoint and exit
             raise
 
     runs = [

@@ -130,7 +130,9 @@ def test_non_finite_losses_stop_the_run_with_a_clear_message(tmp_path, fast_over
     assert not (tmp_path / "nan" / "checkpoints").exists()  # nothing poisoned was saved
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path, signum, code):
+    """The periodic checkpoint is 100,000 steps away: the one found must be the stop's own."""
     out = tmp_path / "r"
     cmd = [
         sys.executable,
@@ -152,10 +154,11 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     deadline = time.time() + 120
     while not (out / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "Interrupted at step" in stdout and "--resume" in stdout
+    assert proc.returncode == code, stderr  # 128 + the signal's number
+    assert f"Interrupted ({signal.Signals(signum).name}) at step" in stdout
+    assert "--resume" in stdout
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "interrupted"
     run = gankit.open_run(out)

@@ -129,26 +129,31 @@ def _warn(message: str) -> None:
 
 
 class _StopFlag:
-    """First Ctrl-C asks the loop to stop after the current step (and checkpoint); a second
-    one interrupts at once."""
+    """The first Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step and
+    checkpoint; a second one interrupts at once. SIGTERM is what `timeout`, `kill`, job
+    schedulers and container runtimes send before they kill: without this a preempted run lost
+    everything since its last periodic checkpoint."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested: str | None = None  # the signal's name once one arrived
+        self._previous: dict[int, object] = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = signal.Signals(signum).name
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 class Trainer:
@@ -643,7 +648,7 @@ class Trainer:
         counts: dict[str, int] = {}
         last_log_time, last_log_step = time.perf_counter(), self.step
         last_values: dict[str, float] = {}
-        status = "finished"
+        status, stopped_by = "finished", None
         main = self.dist.is_main  # only rank 0 writes files and shows progress
         log = MetricsLog(self.run_dir, log_cfg.tensorboard and main, enabled=main)
         self._stop_agreed = False
@@ -683,7 +688,7 @@ class Trainer:
                                 counts,
                                 now - last_log_time,
                                 self.step - last_log_step,
-                                stop.requested,
+                                stop.requested is not None,
                             )
                             sums, counts = {}, {}
                             last_log_time, last_log_step = now, self.step
@@ -708,14 +713,15 @@ class Trainer:
                     # under torchrun a Ctrl-C is agreed on at the next logging step, so that
                     # every process stops after the same step
                     if stop.requested if not self.dist.enabled else self._stop_agreed:
-                        status = "interrupted"
+                        status, stopped_by = "interrupted", stop.requested or "SIGINT"
                         try:
                             self.save(sums)
                         except _Diverged as d:  # keep the last good checkpoint, stop anyway
                             self._warn(f"{d} non-finite at step {self.step}; not saved")
                         break
         except KeyboardInterrupt:
-            status = "interrupted"  # second Ctrl-C: the last complete checkpoint stands
+            # a second signal: the last complete checkpoint stands
+            status, stopped_by = "interrupted", stop.requested or "SIGINT"
             self.dist.destroy()  # other processes may be gone: no more collectives
         except TrainingError:
             self._fail()
@@ -744,7 +750,8 @@ class Trainer:
         dump_rank_state(self.dist, self.state_dict)  # test-only, when its variable is set
         self.dist.barrier()  # rank 0's run.json is final before anyone returns
         self.dist.destroy()
-        return {"status": status, "step": self.step, "last": last_values}
+        result = {"status": status, "step": self.step, "last": last_values}
+        return {**result, "signal": stopped_by} if stopped_by else result
 
     def _fail(self) -> None:
         try:
