@@ -95,7 +95,11 @@ def _exit_code(result: dict) -> int:
     Ctrl-C, 143 for SIGTERM), the shell's convention, so schedulers see why it ended."""
     if result["status"] != "interrupted":
         return 0
-    return 128 + int(getattr(signal, result.get("signal", "SIGINT")))
+    return _signal_exit(result.get("signal", "SIGINT"))
+
+
+def _signal_exit(name: str) -> int:
+    return 128 + int(getattr(signal, name))
 
 
 def _parse_labels(text: str, n: int) -> list[int]:
@@ -474,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         if _process_place()[0] == 0:
             print("gankit: interrupted", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        return _signal_exit("SIGTERM" if isinstance(exc, Terminated) else "SIGINT")
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ def execute(
 ) -> dict:
     """Train (or resume) and evaluate one run unless its eval.json exists; output to spec.log."""
     started = time.perf_counter()
+    children = children or Children()  # alone: nobody passes a signal on
     scores, status = _read_scores(spec.path), "skipped"
     if scores is None:
         if (spec.path / "config.yaml").is_file() and list_checkpoints(spec.path / "checkpoints"):
@@ -201,9 +202,7 @@ def execute(
                 cmd = _command(args)
                 sink.write(f"$ {shlex.join(cmd)}\n")
                 sink.flush()
-                code = (children or Children()).run(
-                    cmd, env=env, stdout=sink, stderr=subprocess.STDOUT
-                )
+                code = children.run(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
                 if code != 0:
                     error = f"`gankit {args[0]}` exited with {code}; see {spec.log}"
                     return {"status": "failed", "error": error}

@@ -648,7 +648,7 @@ class Trainer:
         counts: dict[str, int] = {}
         last_log_time, last_log_step = time.perf_counter(), self.step
         last_values: dict[str, float] = {}
-        status, stopped_by = "finished", None
+        status = "finished"
         main = self.dist.is_main  # only rank 0 writes files and shows progress
         log = MetricsLog(self.run_dir, log_cfg.tensorboard and main, enabled=main)
         self._stop_agreed = False
@@ -713,15 +713,14 @@ class Trainer:
                     # under torchrun a Ctrl-C is agreed on at the next logging step, so that
                     # every process stops after the same step
                     if stop.requested if not self.dist.enabled else self._stop_agreed:
-                        status, stopped_by = "interrupted", stop.requested or "SIGINT"
+                        status = "interrupted"
                         try:
                             self.save(sums)
                         except _Diverged as d:  # keep the last good checkpoint, stop anyway
                             self._warn(f"{d} non-finite at step {self.step}; not saved")
                         break
         except KeyboardInterrupt:
-            # a second signal: the last complete checkpoint stands
-            status, stopped_by = "interrupted", stop.requested or "SIGINT"
+            status = "interrupted"  # a second signal: the last complete checkpoint stands
             self.dist.destroy()  # other processes may be gone: no more collectives
         except TrainingError:
             self._fail()
@@ -751,7 +750,9 @@ class Trainer:
         self.dist.barrier()  # rank 0's run.json is final before anyone returns
         self.dist.destroy()
         result = {"status": status, "step": self.step, "last": last_values}
-        return {**result, "signal": stopped_by} if stopped_by else result
+        if status == "interrupted":  # a signal's name; a process that only voted: SIGINT
+            result["signal"] = stop.requested or "SIGINT"
+        return result
 
     def _fail(self) -> None:
         try:
