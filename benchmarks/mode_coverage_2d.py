@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 
 from tables import (
+    UPDATES_NOTE,
+    add_step_options,
     cell,
     commands_md,
     invocation,
@@ -42,6 +44,7 @@ from tables import (
     pick,
     provenance,
     slug,
+    step_overrides,
     sweep_commands,
     sweep_rows,
     write_summary,
@@ -79,10 +82,6 @@ INIT_NOTE = {
     "default": "PyTorch's default",
     "normal": "weights N(0, 0.02), biases 0 (PacGAN's code)",
 }
-STEP_NOTE = {
-    "alternating": "alternating updates",
-    "simultaneous": "simultaneous updates (GAN, PacGANm, WGAN-GP)",
-}
 PUBLISHED = {
     ("GAN", "ring"): (6.3, 98.2, 0.45),
     ("GAN", "grid"): (17.3, 94.8, 0.70),
@@ -93,19 +92,6 @@ SCRIPT = "benchmarks/mode_coverage_2d.py"
 # methods whose discriminator is an autoencoder, not an MLP: --init reaches their G only
 AUTOENCODER_D = {"BEGAN", "EBGAN"}
 SCORES = ("modes_captured", "high_quality", "reverse_kl")
-# methods that take the GAN method's step (method gan or pacgan): --updates reaches them
-GAN_STEP = {"GAN", "PacGAN2", "PacGAN3", "PacGAN4", "WGAN-GP"}
-PACKED = {"PacGAN2", "PacGAN3", "PacGAN4"}
-
-
-def step_overrides(name: str, updates: str, split_generator: bool) -> list[str]:
-    """The --updates and --split-generator choices as overrides for method `name`."""
-    out = []
-    if updates != "alternating" and name in GAN_STEP:
-        out.append(f"method_options.updates={updates}")
-    if split_generator and name in PACKED:
-        out.append("method_options.split_generator=true")
-    return out
 
 
 def init_overrides(name: str, init: str) -> list[str]:
@@ -154,17 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         default="default",
         help="MLP weights: PyTorch's default init, or N(0, 0.02) as PacGAN's code",
     )
-    parser.add_argument(
-        "--updates",
-        choices=["alternating", "simultaneous"],
-        default="alternating",
-        help="the GAN step's update order (GAN, PacGANm, WGAN-GP)",
-    )
-    parser.add_argument(
-        "--split-generator",
-        action="store_true",
-        help="PacGANm: m generator calls of 100 samples (the reference code's BN statistics)",
-    )
+    add_step_options(parser, pack_batch=100)
     parser.add_argument(
         "--table-only",
         action="store_true",
@@ -208,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{table(results, args.steps, args.seeds)}\n"
         f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
         f"run (the papers trained far longer); MLP init: {INIT_NOTE[args.init]}; "
-        f"{STEP_NOTE[args.updates]}"
+        f"{UPDATES_NOTE[args.updates]}"
         f"{'; PacGANm generator in m calls' if args.split_generator else ''}. "
         f"Machine: {machine(threads=not args.table_only)}. {last}\n\n"
         f"{commands_md(commands)}"

@@ -35,6 +35,11 @@ packs; gankit packs within a batch, so the batch is 128 m).
 the folder and summary names): the protocol's D normalizes all-real and all-fake batches apart,
 and at a few thousand steps it scores real and generated images alike (p = 0.50 for both) while
 G still draws noise; without batch norm the same GAN starts drawing digit strokes.
+
+`--updates simultaneous` and `--split-generator` run PacGAN's reference training loop, as in
+benchmarks/mode_coverage_2d.py: both players' gradients at the same point (GAN, PacGANm,
+WGAN-GP), and PacGANm's G in m calls of 128 noise vectors (batch-norm statistics per call).
+Both are written into the folder and summary names (-simultaneous, -split-g).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from pathlib import Path
 
 import torch
 from tables import (
+    UPDATES_NOTE,
+    add_step_options,
     cell,
     commands_md,
     invocation,
@@ -53,6 +60,7 @@ from tables import (
     pick,
     provenance,
     slug,
+    step_overrides,
     sweep_commands,
     sweep_rows,
     write_summary,
@@ -188,10 +196,16 @@ def table(results: dict, real: dict, steps: int, seeds: int, variant: str, data:
     return "\n".join(lines) + "\n"
 
 
-def variant_suffix(d_size: str, d_norm: str) -> str:
-    """'' for the protocol's discriminator, else what differs: '-d-half', '-d-norm-none', ..."""
-    return ("" if d_size == "quarter" else f"-d-{d_size}") + (
-        "" if d_norm == "batch" else f"-d-norm-{d_norm}"
+def variant_suffix(
+    d_size: str, d_norm: str, updates: str = "alternating", split_generator: bool = False
+) -> str:
+    """'' for the protocol's discriminator and training loop, else what differs: '-d-half',
+    '-d-norm-none', '-simultaneous', '-split-g', in that order."""
+    return (
+        ("" if d_size == "quarter" else f"-d-{d_size}")
+        + ("" if d_norm == "batch" else f"-d-norm-{d_norm}")
+        + ("" if updates == "alternating" else f"-{updates}")
+        + ("-split-g" if split_generator else "")
     )
 
 
@@ -219,11 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the discriminator's normalization: batch (the protocol's) or none (a deviation: "
         "batch norm over all-real and all-fake batches slows the tiny D down at short budgets)",
     )
+    add_step_options(parser, pack_batch=BATCH)
     parser.add_argument("--out", default="benchmarks/results/modes_stacked")
     parser.add_argument(
         "--table-only",
         action="store_true",
-        help="train nothing: rebuild OUT's summary for this --d-size/--d-norm from the sweeps",
+        help="train nothing: rebuild OUT's summary for this --d-size/--d-norm/--updates/"
+        "--split-generator from the sweeps",
     )
     args = parser.parse_args(argv)
 
@@ -234,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     started = time.perf_counter()
     command = invocation(SCRIPT, sys.argv[1:] if argv is None else argv)
-    variant = variant_suffix(args.d_size, args.d_norm)
+    variant = variant_suffix(args.d_size, args.d_norm, args.updates, args.split_generator)
     # the protocol's D, changed by --d-size / --d-norm; before a method's own D overrides
     d_overrides = [f"discriminator.widths={D_SIZES[args.d_size]}"]
     if args.d_norm != "batch":
@@ -243,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in [] if args.table_only else names:
         for key in data:
             preset = DATA[key][0]
-            overrides = [*d_overrides, *METHODS[name]]
+            overrides = [
+                *d_overrides,
+                *METHODS[name],
+                *step_overrides(name, args.updates, args.split_generator),
+            ]
             try:  # a recipe gankit refuses is listed as not run, with the reason
                 load_recipe(preset, overrides)
             except ConfigError as exc:
@@ -280,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     not_run = "".join(f"- {name}: not run: {why}\n" for name, why in refused.items())
     md = (
         f"# Mode coverage on stacked images, 1,000 modes (stacked-MNIST protocol, D widths "
-        f"{'-'.join(map(str, D_SIZES[args.d_size]))}, D norm {args.d_norm})\n\n"
+        f"{'-'.join(map(str, D_SIZES[args.d_size]))}, D norm {args.d_norm}, "
+        f"{UPDATES_NOTE[args.updates]}"
+        f"{', PacGANm generator in m calls' if args.split_generator else ''})\n\n"
         f"{table(results, real, args.steps, args.seeds, variant, shown)}\n"
         + (f"{not_run}\n" if not_run else "")
         + f"Mean ± sample std over seeds 0..{args.seeds - 1}; {args.steps} generator steps per "
@@ -299,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "d_widths": D_SIZES[args.d_size],
         "d_norm": args.d_norm,
+        "updates": args.updates,
+        "split_generator": args.split_generator,
         "n_fake": N_FAKE,
         "commands": commands,
         "results": plain,

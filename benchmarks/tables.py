@@ -122,3 +122,40 @@ def write_summary(out: Path, md: str, record: dict, stem: str = "summary") -> No
     (out / f"{stem}.md").write_text(md)
     (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
     print(md)
+
+
+# methods (by their table names, the same in both mode-coverage scripts) that take the GAN
+# method's step (method gan or pacgan), which --updates reaches; and the packed ones, which
+# --split-generator reaches
+GAN_STEP = {"GAN", "PacGAN2", "PacGAN3", "PacGAN4", "WGAN-GP"}
+PACKED = {"PacGAN2", "PacGAN3", "PacGAN4"}
+UPDATES_NOTE = {
+    "alternating": "alternating updates",
+    "simultaneous": "simultaneous updates (GAN, PacGANm, WGAN-GP)",
+}
+
+
+def step_overrides(name: str, updates: str, split_generator: bool) -> list[str]:
+    """The --updates and --split-generator choices as overrides for method `name`."""
+    out = []
+    if updates != "alternating" and name in GAN_STEP:
+        out.append(f"method_options.updates={updates}")
+    if split_generator and name in PACKED:
+        out.append("method_options.split_generator=true")
+    return out
+
+
+def add_step_options(parser: argparse.ArgumentParser, pack_batch: int) -> None:
+    """--updates and --split-generator, PacGAN's reference training loop, for either script."""
+    parser.add_argument(
+        "--updates",
+        choices=list(UPDATES_NOTE),
+        default="alternating",
+        help="the GAN step's update order (GAN, PacGANm, WGAN-GP)",
+    )
+    parser.add_argument(
+        "--split-generator",
+        action="store_true",
+        help=f"PacGANm: m generator calls of {pack_batch} samples (the reference code's BN "
+        "statistics)",
+    )

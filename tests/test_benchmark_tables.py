@@ -70,12 +70,38 @@ def test_2d_benchmark_step_overrides_reach_only_the_methods_that_have_them():
 
     import gankit
 
-    assert bench.step_overrides("GAN", "alternating", False) == []
+    assert tables.step_overrides("GAN", "alternating", False) == []
     for name, (preset, extra) in bench.METHODS.items():
-        overrides = [*bench.PROTOCOL, *extra, *bench.step_overrides(name, "simultaneous", True)]
+        overrides = [*bench.PROTOCOL, *extra, *tables.step_overrides(name, "simultaneous", True)]
         options = gankit.load_recipe(preset, overrides).method_options  # unknown keys raise
-        assert (options.get("updates") == "simultaneous") == (name in bench.GAN_STEP), name
+        assert (options.get("updates") == "simultaneous") == (name in tables.GAN_STEP), name
         assert options.get("split_generator", False) == name.startswith("PacGAN"), name
+
+
+def test_stacked_benchmark_step_overrides_reach_only_the_methods_that_have_them():
+    import mode_coverage_stacked as bench
+
+    import gankit
+
+    for name, extra in bench.METHODS.items():
+        overrides = [*extra, *tables.step_overrides(name, "simultaneous", True)]
+        cfg = gankit.load_recipe("stacked-digits", overrides)  # unknown keys raise
+        options = cfg.method_options
+        assert (options.get("updates") == "simultaneous") == (name in tables.GAN_STEP), name
+        assert options.get("split_generator", False) == name.startswith("PacGAN"), name
+        if name.startswith("PacGAN"):  # the method's own options survive the added keys
+            assert options["pack"] == int(name[-1]), name
+
+
+def test_stacked_benchmark_folders_name_every_deviation_and_the_protocol_none():
+    import mode_coverage_stacked as bench
+
+    assert bench.variant_suffix("quarter", "batch") == ""
+    assert bench.variant_suffix("quarter", "batch", "alternating", False) == ""
+    assert bench.variant_suffix("half", "none", "simultaneous", True) == (
+        "-d-half-d-norm-none-simultaneous-split-g"
+    )
+    assert bench.variant_suffix("quarter", "batch", "simultaneous", False) == "-simultaneous"
 
 
 def test_cell_gives_mean_and_std_and_inf_alone():
