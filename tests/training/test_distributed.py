@@ -14,6 +14,7 @@ The sharding wrappers and the configuration errors are checked in-process.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -368,3 +369,63 @@ def test_instance_noise_is_drawn_for_the_global_batch():
         noisy = full.perturb(x, step)
         for r, trick in enumerate(shards):
             assert torch.equal(trick.perturb(x[3 * r : 3 * r + 3], step), noisy[3 * r : 3 * r + 3])
+
+
+def _rank_pids(parent: int, timeout: float = 120.0) -> dict[int, int]:
+    """RANK -> pid of the torchrun workers under `parent`, read from /proc (Linux)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            ranks = [e for e in environ if e.startswith(b"RANK=")]
+            if ppid == parent and ranks:
+                found[int(ranks[0][5:])] = int(entry.name)
+        if len(found) == 2:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("the two torchrun workers did not appear")
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_sigterm_to_one_rank_stops_both_at_the_same_step_and_both_name_sigterm(tmp_path):
+    """A scheduler may signal a single worker: the vote carries which signal, so every rank
+    checkpoints at the same step and reports SIGTERM (exit 143), not a guessed SIGINT."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+           "-m", "gankit", "train", *PLAIN, "schedule.steps=100000", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+    try:
+        pids = _rank_pids(proc.pid)
+        deadline = time.monotonic() + 120
+        metrics = out / "metrics.jsonl"
+        while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        os.kill(pids[1], signal.SIGTERM)  # rank 1 only; rank 0 learns of it from the vote
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # rank 0 wrote run.json before the closing barrier, so torchrun's clean-up of the other
+    # worker once rank 1 exits cannot cut it short
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["signal"] == "SIGTERM", info
+    step = info["step"]
+    assert step % 6 == 0 and 0 < step < 100000  # agreed at a logging step (logging.every=6)
+    assert f"step_{step:08d}" in [p.name for p in gankit.open_run(out).checkpoints()]
+    assert "rank      : 1 (local_rank: 1)\n  exitcode  : 143" in output, output[-3000:]

@@ -326,7 +326,7 @@ class Trainer:
     def __del__(self):
         self._unlock()
 
-    def _write_run_info(self, status: str) -> None:
+    def _write_run_info(self, status: str, stopped_by: str | None = None) -> None:
         if not self.dist.is_main:
             return
         write_json_atomic(
@@ -335,6 +335,7 @@ class Trainer:
                 "gankit_version": __version__,
                 "name": self.cfg.name,
                 "status": status,
+                **({"signal": stopped_by} if stopped_by else {}),
                 "step": self.step,
                 "steps": self.cfg.schedule.steps,
                 "data_shape": list(self.data.shape),
@@ -651,7 +652,7 @@ class Trainer:
         status = "finished"
         main = self.dist.is_main  # only rank 0 writes files and shows progress
         log = MetricsLog(self.run_dir, log_cfg.tensorboard and main, enabled=main)
-        self._stop_agreed = False
+        self._stop_agreed: str | None = None  # under torchrun: the signal the processes agreed on
         bar = tqdm(
             total=total,
             initial=self.step,
@@ -688,7 +689,7 @@ class Trainer:
                                 counts,
                                 now - last_log_time,
                                 self.step - last_log_step,
-                                stop.requested is not None,
+                                stop.requested,
                             )
                             sums, counts = {}, {}
                             last_log_time, last_log_step = now, self.step
@@ -744,14 +745,18 @@ class Trainer:
             bar.close()
             log.close()
             self._initial = None
-        self._write_run_info(status)
+        # this process's signal, else the one the torchrun vote carried
+        stopped_by = None
+        if status == "interrupted":
+            stopped_by = stop.requested or self._stop_agreed or "SIGINT"
+        self._write_run_info(status, stopped_by)
         self._unlock()
         dump_rank_state(self.dist, self.state_dict)  # test-only, when its variable is set
         self.dist.barrier()  # rank 0's run.json is final before anyone returns
         self.dist.destroy()
         result = {"status": status, "step": self.step, "last": last_values}
-        if status == "interrupted":  # a signal's name; a process that only voted: SIGINT
-            result["signal"] = stop.requested or "SIGINT"
+        if stopped_by:
+            result["signal"] = stopped_by
         return result
 
     def _fail(self) -> None:
@@ -800,9 +805,11 @@ class Trainer:
                 self._on_main(write_best)
         return result
 
-    def _log(self, log, sums, counts, seconds, steps, stop_requested=False) -> dict[str, float]:
+    def _log(self, log, sums, counts, seconds, steps, stop_requested=None) -> dict[str, float]:
         """Log the window's mean losses and statistics; under torchrun they are means over the
-        processes (one all_reduce), and so are the finite flags and the Ctrl-C vote."""
+        processes (one all_reduce), and so are the finite flags and the stop vote, which carries
+        the signal (`stop_requested`: this process's signal name, or None): a process that got
+        none learns which one stopped the run."""
         keys = list(sums)
         self._sync_buffers()  # eval-mode passes below read the running statistics
         flags = self._health_flags()  # parameters and gradients, checked in the same sync
@@ -812,11 +819,17 @@ class Trainer:
             + [f.float() for f in flags.values()]
             + [diversity.float()]
         )
-        if self.dist.enabled:
-            parts.append(torch.tensor(float(stop_requested), device=self.device))
+        if self.dist.enabled:  # one vote slot per signal _StopFlag handles
+            parts += [
+                torch.tensor(float(stop_requested == sig.name), device=self.device)
+                for sig in _StopFlag.SIGNALS
+            ]
         totals = self.dist.all_reduce_mean(torch.stack(parts)).tolist()  # the one host sync
         if self.dist.enabled:
-            self._stop_agreed = totals.pop() > 0
+            votes = [totals.pop() for _ in _StopFlag.SIGNALS][::-1]
+            # any vote stops every process; SIGTERM (preemption) outranks SIGINT when both came
+            voted = [sig.name for sig, v in zip(_StopFlag.SIGNALS, votes) if v > 0]
+            self._stop_agreed = voted[-1] if voted else None
         values = {k: t / counts[k] for k, t in zip(keys, totals)}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         bad += [name for name, ok in zip(flags, totals[len(keys) : -1]) if ok != 1.0]
