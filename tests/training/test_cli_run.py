@@ -160,7 +160,7 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path, sign
     assert f"Interrupted ({signal.Signals(signum).name}) at step" in stdout
     assert "--resume" in stdout
     info = json.loads((out / "run.json").read_text())
-    assert info["status"] == "interrupted"
+    assert info["status"] == "interrupted" and info["signal"] == signal.Signals(signum).name
     run = gankit.open_run(out)
     step = int(run.checkpoints()[-1].name.split("_")[1])
     assert step == info["step"] >= 10
