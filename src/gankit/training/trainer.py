@@ -826,7 +826,7 @@ class Trainer:
             ]
         totals = self.dist.all_reduce_mean(torch.stack(parts)).tolist()  # the one host sync
         if self.dist.enabled:
-            votes = [totals.pop() for _ in _StopFlag.SIGNALS][::-1]
+            totals, votes = totals[: -len(_StopFlag.SIGNALS)], totals[-len(_StopFlag.SIGNALS) :]
             # any vote stops every process; SIGTERM (preemption) outranks SIGINT when both came
             voted = [sig.name for sig, v in zip(_StopFlag.SIGNALS, votes) if v > 0]
             self._stop_agreed = voted[-1] if voted else None
