@@ -87,7 +87,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = fit(trainer)
     if main:
         _print_run(run, run.result)
-    return _exit_code(run.result)
+        return _exit_code(run.result)
+    # under torchrun a worker that exits non-zero makes torchrun SIGTERM the others, which
+    # could cut rank 0's summary short; the other ranks exit 0 and rank 0 carries the code
+    return 0
 
 
 def _exit_code(result: dict) -> int:
