@@ -64,6 +64,8 @@ def test_sweep_runs_grid_times_seeds_summarizes_and_resumes(tmp_path, capsys):
         assert f"seed: {run['seed']}" in cfg and f"name: {run['cell']['objective.name']}" in cfg
         scored = json.loads((Path(run["path"]) / "eval.json").read_text())
         assert run["metrics"] == scored["metrics"]
+        info = json.loads((Path(run["path"]) / "run.json").read_text())
+        assert run["precision"] == "fp32" and run["processor"] == info["processor"]
         assert scored["protocol"]["n_fake"] == 2000  # --n-fake reaches gankit eval
     assert (out / "report.html").is_file()
 

@@ -212,8 +212,20 @@ def execute(
     return {
         "status": status,
         "seconds": round(time.perf_counter() - started, 1),
+        **_hardware(spec.path),
         "metrics": scalar_metrics(scores.get("metrics", {})),
     }
+
+
+def _hardware(run_dir: Path) -> dict:
+    """run.json's processor and precision, so a table can say what made each of its runs."""
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    return {k: info[k] for k in ("processor", "precision") if isinstance(info.get(k), str)}
 
 
 def _read_scores(run_dir: Path) -> dict | None:

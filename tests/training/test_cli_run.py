@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,7 +69,16 @@ def test_cli_trains_ring8_and_writes_all_outputs(tmp_path, capsys):
 
     saved = gankit.load_recipe(out / "config.yaml")
     assert saved.schedule.steps == 50 and saved.data["mode"] == "ring"
-    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "finished"
+    # MLPs only: `precision: auto` stays fp32 on every CPU; the processor is /proc/cpuinfo's
+    assert info["precision"] == "fp32" and info["fast"].startswith("fp32")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]  # fmt: skip
+        if names:
+            assert info["processor"] == names[0]
 
     assert main(["sample", str(out), "--n", "300", "--out", str(tmp_path / "s.npy")]) == 0
     points = np.load(tmp_path / "s.npy")

@@ -341,10 +341,26 @@ class Trainer:
                 "data_shape": list(self.data.shape),
                 "num_classes": self.data.num_classes,
                 "device": str(self.device),
+                **self._hardware(),
                 "world_size": self.dist.world_size,
                 "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
         )
+
+    def _hardware(self) -> dict:
+        """The processor and the precision fast mode resolved to: a result read later (a
+        sweep's table) says which machine and number format made it, since `precision: auto`
+        picks bf16 on some CPUs and fp32 on others."""
+        if not hasattr(self, "_hardware_info"):
+            from gankit.bench.machine import machine_info
+
+            info = machine_info(self.device)
+            fast = getattr(self.method, "fast", None)
+            self._hardware_info = {
+                "processor": info.get("gpu") or info["cpu"],
+                **({"precision": fast.precision, "fast": fast.describe()} if fast else {}),
+            }
+        return self._hardware_info
 
     def _resume(self) -> None:
         """Rank 0 picks (and loads) the newest readable checkpoint; the others load it too."""
