@@ -81,7 +81,8 @@ DATA = {
 # --d-size -> the protocol discriminator's widths
 D_SIZES = {"quarter": [2, 4, 8], "half": [4, 8, 16]}
 # BEGAN and EBGAN need an autoencoder D; BEGAN's convolutional shape (models/autoencoder.py),
-# narrow (16 maps, code 64: gankit's choice, no published stacked-MNIST setting to copy)
+# narrow (16 maps, code 64: gankit's choice, no published stacked-MNIST setting to copy).
+# It replaces the protocol's D, so --d-size and --d-norm do not change their runs.
 AUTOENCODER_D = "discriminator={name: conv_autoencoder, base_channels: 16, code_dim: 64}"
 
 # name -> --set overrides on the data set's preset (method options as the ring8-* presets have
