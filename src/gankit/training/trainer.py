@@ -355,7 +355,7 @@ class Trainer:
             from gankit.bench.machine import machine_info
 
             info = machine_info(self.device)
-            fast = getattr(self.method, "fast", None)
+            fast = getattr(getattr(self, "method", None), "fast", None)  # none yet on early failure
             self._hardware_info = {
                 "processor": info.get("gpu") or info["cpu"],
                 **({"precision": fast.precision, "fast": fast.describe()} if fast else {}),
