@@ -87,7 +87,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = fit(trainer)
     if main:
         _print_run(run, run.result)
-        return _exit_code(run.result)
+        code = _exit_code(run.result)
+        if code:  # torchrun SIGTERMs the other workers when one exits non-zero: exit last
+            from gankit.training.distributed import wait_for_sibling_workers
+
+            wait_for_sibling_workers()
+        return code
     # under torchrun a worker that exits non-zero makes torchrun SIGTERM the others, which
     # could cut rank 0's summary short; the other ranks exit 0 and rank 0 carries the code
     return 0

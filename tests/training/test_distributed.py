@@ -434,3 +434,44 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step_and_both_name_sigterm(t
     assert "exitcode  : -15" not in output, output[-3000:]
     assert "Interrupted (SIGTERM) at step" in output, output[-3000:]
     assert "continue:    gankit train --resume" in output, output[-3000:]
+
+
+_SIBLINGS = """
+import os, subprocess, sys, time
+from pathlib import Path
+out, mode = Path(sys.argv[1]), sys.argv[2]
+slow = subprocess.Popen([sys.executable, "-c",
+    "import sys, time; from pathlib import Path; time.sleep(float(sys.argv[2])); "
+    "Path(sys.argv[1]).write_text('done')", str(out / "slow_done"),
+    "1.5" if mode == "wait" else "20"])
+waiter = subprocess.Popen([sys.executable, "-c",
+    "import sys; from pathlib import Path; "
+    "from gankit.training.distributed import wait_for_sibling_workers as w; "
+    "ok = w(timeout=float(sys.argv[2])); "
+    "Path(sys.argv[1]).write_text(f'{ok} {Path(sys.argv[1]).with_name(\\"slow_done\\").exists()}')",
+    str(out / "waiter"), "60" if mode == "wait" else "0.5"],
+    env={**os.environ, "TORCHELASTIC_RUN_ID": "test"})
+waiter.wait()
+slow.kill()
+slow.wait()
+"""
+
+
+@pytest.mark.parametrize("mode, expected", [("wait", "True True"), ("timeout", "False False")])
+def test_rank_0_waits_for_its_sibling_workers_to_exit(tmp_path, mode, expected):
+    """Rank 0 exits last so torchrun never SIGTERMs a worker still exiting: the waiter returns
+    only after its sibling (same parent, as torchrun's workers are) has exited, and gives up
+    after its timeout."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs Linux /proc to find sibling processes")
+    script = tmp_path / "parent.py"
+    script.write_text(_SIBLINGS)
+    subprocess.run([sys.executable, str(script), str(tmp_path), mode], check=True, timeout=120)
+    assert (tmp_path / "waiter").read_text() == expected
+
+
+def test_waiting_for_siblings_is_a_no_op_outside_torchrun(monkeypatch):
+    from gankit.training.distributed import wait_for_sibling_workers
+
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert wait_for_sibling_workers(timeout=0.0) is True  # pytest's siblings do not count

@@ -409,3 +409,44 @@ def dump_rank_state(dist_: Distributed, state_dict) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path))
     return path
+
+
+def wait_for_sibling_workers(timeout: float = 30.0, poll: float = 0.05) -> bool:
+    """Under torchrun, block until the other workers torchrun started on this machine have
+    exited (are gone or zombies), at most `timeout` seconds; True when they all did.
+
+    Why: torchrun SIGTERMs the remaining workers as soon as one exits non-zero. Rank 0 carries
+    a stopped run's exit code (143 for SIGTERM) and the other ranks exit 0, but a rank that is
+    still tearing down its interpreter when rank 0 exits would be killed and reported as a
+    second failure. So rank 0 exits last. Workers are found as the processes sharing this
+    process's parent (torchrun's agent) in /proc; elsewhere (no /proc, not under torchrun)
+    this returns at once."""
+    import time
+
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not Path("/proc/self/stat").exists():
+        return True
+    me, parent = os.getpid(), os.getppid()
+    deadline = time.monotonic() + timeout
+    while True:
+        if not [pid for pid in _live_children(parent) if pid != me]:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+
+
+def _live_children(parent: int) -> list[int]:
+    """The pids of `parent`'s children that have not exited (zombies excluded), from /proc."""
+    live = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it exited while we looked
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) >= 2 and int(fields[1]) == parent and fields[0] not in ("Z", "X"):
+            live.append(int(entry.name))
+    return live
