@@ -575,6 +575,22 @@ def test_cli_presets_prints_every_preset(capsys):
     assert set(PRESETS) <= set(first_words)
 
 
+def test_cli_output_into_a_closed_pipe_ends_quietly():
+    """`gankit presets -v | head -1`: the reader leaves early; gankit exits 141 (128 + SIGPIPE)
+    without a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "gankit", "presets", "-v"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert first.split()[0].decode() in preset_names()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 # ---------------------------------------------------------------------------------------------
 # Property: any --set either loads or raises ConfigError, nothing else
 

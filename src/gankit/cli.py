@@ -483,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     except GankitError as exc:
         _print_error(exc)
         return 2
+    except BrokenPipeError:  # `gankit presets | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no 2nd error at exit
+        return 141  # 128 + SIGPIPE, what a shell tool killed by the closed pipe reports
     except KeyboardInterrupt as exc:
         if _process_place()[0] == 0:
             print("gankit: interrupted", file=sys.stderr)
