@@ -67,6 +67,8 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "WGAN-GP": ("ring8-wgan-gp", []),
     "BEGAN": ("ring8-began", []),
     "EBGAN": ("ring8-ebgan", []),
+    # the plain GAN with Mescheder et al. 2018's R1 penalty (gamma 1) on D's real inputs
+    "GAN + R1": ("ring8", ["regularizers=[{name: r1, weight: 1.0}]"]),
 }
 PROTOCOL = [
     "optim.generator.name=adam",
