@@ -85,16 +85,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{cfg.schedule.steps} steps on {where} -> {trainer.run_dir}"
             )
         run = fit(trainer)
+    # under torchrun a worker that exits non-zero makes torchrun SIGTERM the others, which
+    # could cut rank 0's summary short or kill a rank still exiting: the other ranks exit 0,
+    # and rank 0 carries the code and exits last
     if main:
         _print_run(run, run.result)
         code = _exit_code(run.result)
-        if code:  # torchrun SIGTERMs the other workers when one exits non-zero: exit last
+        if code:
             from gankit.training.distributed import wait_for_sibling_workers
 
             wait_for_sibling_workers()
         return code
-    # under torchrun a worker that exits non-zero makes torchrun SIGTERM the others, which
-    # could cut rank 0's summary short; the other ranks exit 0 and rank 0 carries the code
     return 0
 
 

@@ -437,7 +437,7 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step_and_both_name_sigterm(t
 
 
 _SIBLINGS = """
-import os, subprocess, sys, time
+import os, subprocess, sys
 from pathlib import Path
 out, mode = Path(sys.argv[1]), sys.argv[2]
 slow = subprocess.Popen([sys.executable, "-c",
