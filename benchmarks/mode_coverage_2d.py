@@ -69,6 +69,16 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "EBGAN": ("ring8-ebgan", []),
     # the plain GAN with Mescheder et al. 2018's R1 penalty (gamma 1) on D's real inputs
     "GAN + R1": ("ring8", ["regularizers=[{name: r1, weight: 1.0}]"]),
+    # and sampled from the EMA of G's weights, its BatchNorm statistics recomputed for them
+    "GAN + R1 + EMA": (
+        "ring8",
+        [
+            "regularizers=[{name: r1, weight: 1.0}]",
+            "ema.enabled=true",
+            "ema.decay=0.999",
+            "ema.bn_batches=100",
+        ],
+    ),
 }
 PROTOCOL = [
     "optim.generator.name=adam",

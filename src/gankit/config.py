@@ -56,6 +56,9 @@ class EMAConfig:
     enabled: bool = False
     decay: float = 0.999
     start: int = 0  # step at which averaging begins (before it, the EMA copies G)
+    # batches of fresh noise from which the EMA's BatchNorm statistics are recomputed before it
+    # is used (samples, eval, checkpoints); 0 copies the raw G's, which fit G, not the average
+    bn_batches: int = 0
 
 
 @dataclass
@@ -371,6 +374,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if not 0 < cfg.ema.decay < 1:
         raise ConfigError(f"ema.decay: must be in (0, 1), got {cfg.ema.decay}")
     _check_range(cfg.ema.start, 0, "ema.start", "must be >= 0")
+    _check_range(cfg.ema.bn_batches, 0, "ema.bn_batches", "must be >= 0 (0: copy G's statistics)")
     log = cfg.logging
     for key in ("every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"):
         _check_range(getattr(log, key), 1, f"logging.{key}", "must be at least 1")

@@ -33,8 +33,12 @@ def losses(run) -> list[tuple]:
 
 @pytest.mark.parametrize(
     "preset, extra",
-    [("quickstart", SMALL_DCGAN), ("ring8-wgan-gp", SMALL_WGAN_GP)],
-    ids=["dcgan-bn-ema", "mlp-wgan-gp"],
+    [
+        ("quickstart", SMALL_DCGAN),
+        ("quickstart", {**SMALL_DCGAN, "ema.bn_batches": 3}),
+        ("ring8-wgan-gp", SMALL_WGAN_GP),
+    ],
+    ids=["dcgan-bn-ema", "dcgan-bn-ema-standing-stats", "mlp-wgan-gp"],
 )
 def test_resumed_run_equals_uninterrupted_run(tmp_path, fast_overrides, preset, extra):
     n = 10

@@ -179,6 +179,12 @@ class Trainer:
         self.ema = (
             EMA(self.method.generator, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
         )
+        if self.ema is not None and cfg.ema.bn_batches and hasattr(self.ema.model, "sample_grid"):
+            raise ConfigError(
+                f"ema.bn_batches: method {cfg.method!r} feeds its generator images, not noise, so "
+                "its BatchNorm statistics cannot be recomputed from noise; set ema.bn_batches=0"
+            )
+        self._ema_ready_at: int | None = None  # the step of the EMA's standing statistics
         self.step = 0
         self.best: float | None = None  # best eval score so far (eval.best)
         self.rollbacks = 0  # divergence-guard rollbacks so far (kept in checkpoints)
@@ -466,6 +472,7 @@ class Trainer:
     def checked_state(self, pending: dict[str, torch.Tensor] | None = None) -> dict:
         """state_dict(), after checking (one host sync) that no parameter, buffer, optimizer
         moment or pending loss is NaN/inf: nothing non-finite is ever saved."""
+        self._ready_ema()
         state = self.state_dict()
         flags: dict[str, torch.Tensor] = {}
         for group in ("modules", "optimizers"):
@@ -510,6 +517,7 @@ class Trainer:
         return self.step, unflatten_state(*flatten_state(self.state_dict()))
 
     def _apply_state(self, state: dict, step: int, path: Path | str) -> None:
+        self._ema_ready_at = None
         modules = dict(self.method.modules())
         if self.ema is not None:
             modules["generator_ema"] = self.ema.model
@@ -637,6 +645,30 @@ class Trainer:
         )
 
     # -- the loop ---------------------------------------------------------------------------
+    def _ready_ema(self) -> None:
+        """Standing BatchNorm statistics for the EMA generator (ema.bn_batches) before it is
+        sampled, scored or saved. The noise comes from its own generator seeded by (seed, step),
+        so training's random streams are untouched and a resumed run saves the same statistics.
+        Every process calls it at the same steps (SyncBatchNorm layers take part in it)."""
+        batches = self.cfg.ema.bn_batches
+        if self.ema is None or not batches or self._ema_ready_at == self.step:
+            return
+        g_cfg = self.cfg.generator
+        noise_gen = torch.Generator(device=self.device).manual_seed(
+            (self.cfg.seed + 4) * 1_000_003 + self.step
+        )
+        self.ema.recalibrate(
+            lambda: sample_latent(
+                self.cfg.schedule.batch_size,
+                g_cfg["latent_dim"],
+                g_cfg["latent_dist"],
+                self.device,
+                noise_gen,
+            ),
+            batches,
+        )
+        self._ema_ready_at = self.step
+
     def sample_generator(self) -> torch.nn.Module:
         return self.ema.model if self.ema is not None else self.method.generator
 
@@ -712,9 +744,14 @@ class Trainer:
                             bar.set_postfix(
                                 {k: f"{last_values[k]:.3f}" for k in ("d_loss", "g_loss")}
                             )
+                        ev = cfg.eval
+                        if self.step == total or any(
+                            every and self.step % every == 0
+                            for every in (log_cfg.sample_every, ev.every, log_cfg.checkpoint_every)
+                        ):
+                            self._ready_ema()  # on every process, before the EMA is used
                         if main and (self.step % log_cfg.sample_every == 0 or self.step == total):
                             self.write_samples(log)
-                        ev = cfg.eval
                         if ev.every and (self.step % ev.every == 0 or self.step == total):
                             self._check_health()
                             self.evaluate(log)
