@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         default="default",
         help="MLP weights: PyTorch's default init, or N(0, 0.02) as PacGAN's code",
     )
+    parser.add_argument(
+        "--data",
+        default="ring,grid",
+        help="comma-separated subset of: ring, grid (the runs a sweep plans; a separate --out)",
+    )
     add_step_options(parser, pack_batch=100)
     parser.add_argument(
         "--table-only",
@@ -160,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     names = pick(parser, args.methods, METHODS, "methods")
+    datas = pick(parser, args.data, ("ring", "grid"), "data")
     out = Path(args.out)
     started = time.perf_counter()
     command = invocation(SCRIPT, sys.argv[1:] if argv is None else argv)
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         preset, extra = METHODS[name]
         run_sweep(
             preset,
-            grid=["data.mode=ring,grid"],
+            grid=["data.mode=" + ",".join(datas)],
             seeds=args.seeds,
             jobs=args.jobs,
             out=out / slug(name),
