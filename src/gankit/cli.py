@@ -156,6 +156,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         batch_size=args.batch_size,
         device=args.device,
+        write=not args.no_write,
     )
     protocol = result["protocol"]
     counts = "".join(f", {k}={protocol[k]}" for k in ("n_fake", "n_real") if k in protocol)
@@ -169,7 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for key, value in result["metrics"].items():
         print(f"  {key:20s} {value:.6g}" if isinstance(value, float) else f"  {key:20s} {value}")
     took = f" ({result['seconds']} s)" if "seconds" in result else ""
-    print(f"wrote {args.run_dir}/eval.json{took}")
+    print(f"{'scored' if args.no_write else f'wrote {args.run_dir}/eval.json'}{took}")
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
@@ -370,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="also print eval.json")
+    p.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print the scores only; keep RUN_DIR/eval.json (a sweep skips runs that have one)",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="write one self-contained HTML page about runs")

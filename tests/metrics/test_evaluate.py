@@ -102,6 +102,12 @@ def test_cli_eval_writes_eval_json(tmp_path, fast_overrides, capsys):
     assert result["checkpoint"] == "step_00000020"
     assert set(result["metrics"]) >= {"modes_captured", "high_quality", "reverse_kl", "w1"}
     assert result["protocol"]["seed"] == 0 and result["protocol"]["gankit_version"]
+    # --no-write scores (another seed: another result) and leaves eval.json as it was
+    before = (run.path / "eval.json").read_bytes()
+    assert main(["eval", str(run.path), "--no-write", "--json", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" not in out and json.loads(out[out.index("{") :])["protocol"]["seed"] == 1
+    assert (run.path / "eval.json").read_bytes() == before
 
 
 def test_periodic_eval_logs_scores_and_keeps_the_best_checkpoint(tmp_path, fast_overrides):
