@@ -35,10 +35,6 @@ class EMA:
         for mine, theirs in zip(self._buffers, model.buffers()):
             mine.copy_(theirs)
 
-    @property
-    def has_batch_norm(self) -> bool:
-        return any(isinstance(m, _BatchNorm) for m in self.model.modules())
-
     @torch.no_grad()
     def recalibrate(self, noise: Callable[[], Tensor], batches: int) -> None:
         """Replace the BatchNorm running statistics by their exact average over `batches`
