@@ -745,11 +745,13 @@ class Trainer:
                                 {k: f"{last_values[k]:.3f}" for k in ("d_loss", "g_loss")}
                             )
                         ev = cfg.eval
+                        # on every process, before samples or scores use the EMA (checkpoints
+                        # ready it in checked_state)
                         if self.step == total or any(
                             every and self.step % every == 0
-                            for every in (log_cfg.sample_every, ev.every, log_cfg.checkpoint_every)
+                            for every in (log_cfg.sample_every, ev.every)
                         ):
-                            self._ready_ema()  # on every process, before the EMA is used
+                            self._ready_ema()
                         if main and (self.step % log_cfg.sample_every == 0 or self.step == total):
                             self.write_samples(log)
                         if ev.every and (self.step % ev.every == 0 or self.step == total):
