@@ -80,6 +80,11 @@ METHODS: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
+# ... and its learning rates decayed linearly toward 0 over the last LR_DECAY_STEPS steps (the
+# last half of a shorter run): schedule.lr_decay_start is set from --steps
+METHODS["GAN + R1 + EMA + lr decay"] = METHODS["GAN + R1 + EMA"]
+LR_DECAY = {"GAN + R1 + EMA + lr decay"}
+LR_DECAY_STEPS = 10_000
 PROTOCOL = [
     "optim.generator.name=adam",
     "optim.discriminator.name=adam",
@@ -112,6 +117,13 @@ def init_overrides(name: str, init: str) -> list[str]:
         return []
     players = ["generator"] if name in AUTOENCODER_D else ["generator", "discriminator"]
     return [f"{player}.init={init}" for player in players]
+
+
+def lr_decay_overrides(name: str, steps: int) -> list[str]:
+    """Where the method decays its rates: over the last LR_DECAY_STEPS of `steps`."""
+    if name not in LR_DECAY:
+        return []
+    return [f"schedule.lr_decay_start={max(steps - LR_DECAY_STEPS, steps // 2)}"]
 
 
 def table(results: dict, steps: int, seeds: int) -> str:
@@ -184,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 *init_overrides(name, args.init),
                 *extra,
                 *step_overrides(name, args.updates, args.split_generator),
+                *lr_decay_overrides(name, args.steps),
             ],
             metrics=["modes"],
             command=command,

@@ -15,10 +15,19 @@ from typing import Any
 from gankit.config import RunConfig, load_recipe, parse_override, preset_names
 from gankit.errors import GankitError
 from gankit.run import Run
+from gankit.training.checkpoint import checkpoint_step, list_checkpoints
+from gankit.training.lr_decay import check_resume_decay
 from gankit.training.outputs import write_text_atomic
 from gankit.training.trainer import Trainer
 
-RESUME_OVERRIDABLE = ("schedule.steps", "logging.", "device", "guard.")
+RESUME_OVERRIDABLE = (
+    "schedule.steps",
+    "schedule.lr_decay_start",
+    "schedule.lr_decay_steps",
+    "logging.",
+    "device",
+    "guard.",
+)
 
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
@@ -63,7 +72,9 @@ def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = N
     """Continue a run from its newest complete checkpoint, with its own saved config.
 
     Only schedule.steps (to train longer), logging.*, guard.* and device may be overridden:
-    anything else would make it a different run.
+    anything else would make it a different run. schedule.lr_decay_start and lr_decay_steps may
+    too, where they leave the rates of the steps already trained as they were (a decay added
+    from a step at or after the newest checkpoint): the run stays the one its saved recipe makes.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -72,10 +83,16 @@ def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = N
     for key in keys:
         if not key.startswith(RESUME_OVERRIDABLE):
             raise GankitError(
-                f"--set {key}: a resumed run keeps its recipe; only schedule.steps, logging.*, "
-                "guard.* and device can change. Start a new run to change anything else."
+                f"--set {key}: a resumed run keeps its recipe; only schedule.steps, "
+                "schedule.lr_decay_start, schedule.lr_decay_steps, logging.*, guard.* and device "
+                "can change. Start a new run to change anything else."
             )
     cfg = load_recipe(run_dir / "config.yaml", overrides)
+    if keys:
+        saved = load_recipe(run_dir / "config.yaml")
+        found = list_checkpoints(run_dir / "checkpoints")
+        trained = checkpoint_step(found[-1]) if found else 0
+        check_resume_decay(saved.schedule, cfg.schedule, trained)
     trainer = Trainer(cfg, run_dir, resume=True)
     if overrides and trainer.dist.is_main:  # under torchrun, rank 0 owns the run folder
         write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())

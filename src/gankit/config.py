@@ -47,6 +47,11 @@ class ScheduleConfig:
     steps: int = 2000  # generator steps
     n_critic: int = 1  # discriminator steps per generator step
     batch_size: int = 64
+    # linear learning-rate decay toward 0 (gankit.training.lr_decay): None keeps the rates
+    # constant; otherwise lr_decay_start steps at the recipe's rates, then lr_decay_steps
+    # decaying steps (default: the rest of the run)
+    lr_decay_start: int | None = None
+    lr_decay_steps: int | None = None
 
 
 @dataclass
@@ -371,6 +376,15 @@ def resolve(cfg: RunConfig) -> RunConfig:
     _check_range(s.steps, 1, "schedule.steps", "must be at least 1")
     _check_range(s.n_critic, 1, "schedule.n_critic", "must be at least 1")
     _check_range(s.batch_size, 1, "schedule.batch_size", "must be at least 1")
+    if s.lr_decay_start is not None:
+        _check_range(s.lr_decay_start, 0, "schedule.lr_decay_start", "must be >= 0")
+    if s.lr_decay_steps is not None:
+        if s.lr_decay_start is None:
+            raise ConfigError(
+                "schedule.lr_decay_steps: set schedule.lr_decay_start too (the step at which the "
+                "decay begins; 0 decays from the first step)"
+            )
+        _check_range(s.lr_decay_steps, 1, "schedule.lr_decay_steps", "must be at least 1")
     if not 0 < cfg.ema.decay < 1:
         raise ConfigError(f"ema.decay: must be in (0, 1), got {cfg.ema.decay}")
     _check_range(cfg.ema.start, 0, "ema.start", "must be >= 0")

@@ -85,6 +85,9 @@ class Method:
     # Set by the trainer to True on the steps whose logs it reads (log steps): statistics that
     # cost extra work (gradient norms) are computed only then, so the hot loop stays lean.
     collect_stats: bool = False
+    # True for a method that sets its own learning rates every step (CycleGAN's decay): the
+    # trainer's schedule.lr_decay_* would fight it, so a recipe may not set both
+    owns_lr_schedule: bool = False
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         self.cfg = cfg

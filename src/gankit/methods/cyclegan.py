@@ -109,6 +109,8 @@ class ImagePool(ImageStore):
 
 # -- the method -----------------------------------------------------------------------------------
 class CycleGANMethod(Method):
+    owns_lr_schedule = True
+
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         super().__init__(cfg, data, device)
         self.data = data = two_domains(data, "cyclegan")

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from gankit.errors import ConfigError
 from gankit.methods.gan import grad_norm
+from gankit.training.lr_decay import linear_decay_factor
 
 BANK = 64  # source images in the sampler's bank
 PAPER_OBJECTIVES = ("least_squares", "non_saturating")
@@ -88,8 +89,7 @@ class LinearDecay:
         self.last = {k: list(v) for k, v in self.base.items()}
 
     def factor(self, step: int) -> float:
-        done = min(max(step + 1 - self.start, 0), self.length + 1)
-        return 1.0 - done / (self.length + 1)
+        return linear_decay_factor(step, self.start, self.length)
 
     def apply(self, step: int) -> None:
         """Set every rate for the update at `step`."""

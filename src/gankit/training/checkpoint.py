@@ -149,7 +149,7 @@ def is_complete(path: Path) -> bool:
     return (path / META_FILE).is_file() and (path / STATE_FILE).is_file()
 
 
-def _step_of(path: Path) -> int | None:
+def checkpoint_step(path: Path) -> int | None:
     name = path.name
     if not name.startswith("step_") or not name[5:].isdigit() or not name[5:].isascii():
         return None
@@ -161,8 +161,8 @@ def list_checkpoints(directory: Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [p for p in directory.iterdir() if _step_of(p) is not None and is_complete(p)]
-    return sorted(found, key=_step_of)
+    found = [p for p in directory.iterdir() if checkpoint_step(p) is not None and is_complete(p)]
+    return sorted(found, key=checkpoint_step)
 
 
 def _remove(path: Path) -> None:

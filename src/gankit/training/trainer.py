@@ -66,6 +66,7 @@ from gankit.training.distributed import (
 )
 from gankit.training.ema import EMA
 from gankit.training.fast import align_optimizer_state
+from gankit.training.lr_decay import StepDecay, decay_window
 from gankit.training.outputs import (
     MetricsLog,
     read_metrics_lines,
@@ -176,6 +177,7 @@ class Trainer:
         self.method = METHODS[cfg.method](cfg, self.data, self.device)
         if self.dist.enabled:
             self._setup_data_parallel()
+        self.lr_decay = self._build_lr_decay()  # reads the recipe's rates: before any load
         self.ema = (
             EMA(self.method.generator, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
         )
@@ -215,6 +217,18 @@ class Trainer:
             torch.Generator(device=self.device).manual_seed(cfg.seed + 3),
         )
         self.real_spread = _mean_distance(self.data.reference(DIVERSITY_N_REAL))
+
+    def _build_lr_decay(self) -> StepDecay | None:
+        window = decay_window(self.cfg.schedule)
+        if window is None:
+            return None
+        if getattr(self.method, "owns_lr_schedule", False):
+            raise ConfigError(
+                f"schedule.lr_decay_start: method {self.cfg.method!r} decays its learning rates "
+                "itself (method_options.decay_start, decay_steps); leave "
+                "schedule.lr_decay_start unset"
+            )
+        return StepDecay(self.method.optimizers(), *window)
 
     @property
     def _is_2d(self) -> bool:
@@ -718,7 +732,12 @@ class Trainer:
                         self.method.collect_stats = next_step % log_cfg.every == 0 or (
                             next_step == total
                         )
+                        if self.lr_decay is not None:
+                            self.lr_decay.apply(self.step, self.lr_scale)
                         logs = self.method.train_step(self.step)
+                        if self.lr_decay is not None and self.method.collect_stats:
+                            factor = self.lr_decay.factor(self.step) * self.lr_scale
+                            logs["lr_factor"] = torch.tensor(factor, device=self.device)
                         self.step += 1
                         if self.ema is not None:
                             self.ema.update(self.method.generator, self.step)
