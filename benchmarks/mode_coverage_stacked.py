@@ -116,6 +116,14 @@ METHODS: dict[str, list[str]] = {
     "BEGAN": ["method=began", "method_options={gamma: 0.5, lambda_k: 0.001}", AUTOENCODER_D],
     # margin 1 on the per-pixel MSE energy of [-1, 1] images: not tuned
     "EBGAN": ["method=ebgan", "method_options={margin: 1.0, pt_weight: 0.1}", AUTOENCODER_D],
+    # the 2D benchmark's method unchanged: the R1 penalty (gamma 1) on D's real inputs, sampled
+    # from the EMA of G's weights (decay 0.999) with standing BatchNorm statistics
+    "GAN + R1 + EMA": [
+        "regularizers=[{name: r1, weight: 1.0}]",
+        "ema.enabled=true",
+        "ema.decay=0.999",
+        "ema.bn_batches=100",
+    ],
 }
 # PacGAN Table 3 (MNIST 28 px, D = 1/4 G; DCGAN and Unrolled GAN from Metz et al. 2016,
 # Table 2): modes hit, reverse KL
