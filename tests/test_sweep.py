@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from gankit.cli import main
-from gankit.sweep import csv_table, markdown_table, parse_grid, slugify, split_values, summarize
+from gankit.sweep import (
+    _check_same_sweep,
+    csv_table,
+    markdown_table,
+    parse_grid,
+    slugify,
+    split_values,
+    summarize,
+)
 
 CELLS = {"non_saturating": "objective.name-non_saturating",
          "least_squares": "objective.name-least_squares"}  # fmt: skip
@@ -135,6 +143,27 @@ def test_mistakes_fail_before_any_run(tmp_path, capsys):
     assert main(["sweep", "ring8", "--out", str(out), "--steps", "5"]) == 2
     assert "holds a sweep with another recipe" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["sweep.json"]
+
+    # a plan that leaves out cells or seeds of the folder's sweep would drop their rows
+    before = {"recipe": "ring8", "overrides": [], "steps": 5, "metrics": None, "seeds": 2,
+              "grid": {"objective.name": ["hinge", "minimax"]}}  # fmt: skip
+    (out / "sweep.json").write_text(json.dumps(before))
+    smaller = [
+        ["--grid", "objective.name=hinge", "--seeds", "2"],
+        ["--grid", "objective.name=hinge,minimax", "--seeds", "1"],
+        ["--seeds", "2"],
+    ]
+    for extra in smaller:
+        assert main(["sweep", "ring8", "--out", str(out), "--steps", "5", *extra]) == 2
+        assert "would drop some of its runs" in capsys.readouterr().err
+        assert json.loads((out / "sweep.json").read_text()) == before
+    # more values and more seeds extend it (finished runs are skipped)
+    larger = {
+        **before,
+        "seeds": 3,
+        "grid": {"objective.name": ["hinge", "minimax", "least_squares"]},
+    }
+    _check_same_sweep(out, larger)
 
 
 def test_grid_values_and_folder_names():

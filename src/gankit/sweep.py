@@ -334,6 +334,18 @@ def _check_same_sweep(out: Path, spec: dict) -> None:
                 f"{out} holds a sweep with another {key} ({before.get(key)!r}, now "
                 f"{spec[key]!r}); rerun it as it was to resume, or choose another --out"
             )
+    # sweep.json lists the planned runs only: a smaller plan would drop the earlier ones
+    old_grid, new_grid = before.get("grid") or {}, spec["grid"]
+    kept = set(old_grid) == set(new_grid) and all(
+        all(v in new_grid[k] for v in values) for k, values in old_grid.items()
+    )
+    if not kept or spec["seeds"] < before.get("seeds", 0):
+        raise GankitError(
+            f"{out} holds a sweep over {old_grid or 'no grid'} with {before.get('seeds')} seeds; "
+            f"this one ({new_grid or 'no grid'}, {spec['seeds']} seeds) would drop some of its "
+            "runs from sweep.json. Rerun with a grid and seeds that include them (more values "
+            "or seeds are fine: finished runs are skipped), or choose another --out"
+        )
 
 
 @contextlib.contextmanager
