@@ -1,7 +1,8 @@
 """A linear learning-rate decay for every method (schedule.lr_decay_start, lr_decay_steps).
 
-Why: a GAN trained at a constant rate keeps circling its equilibrium; lowering the rates at the
-end lets the networks settle (the 2D grid's last off-mode samples are the circling). The update
+Why: a GAN trained at a constant rate keeps moving around its equilibrium; lowering the rates
+at the end lets the networks settle (on the 2D grid, 10,000 decaying steps after 120,000 lifted
+high quality from 87.6-91.4% to 90.4-93.7%; README). The update
 at generator step s (0-based; its discriminator updates included) uses
 
     lr(s) = recipe lr * lr_scale * f(s)
