@@ -51,11 +51,13 @@ class StepDecay:
     def factor(self, step: int) -> float:
         return linear_decay_factor(step, self.start, self.length)
 
-    def apply(self, step: int, lr_scale: float = 1.0) -> None:
+    def apply(self, step: int, lr_scale: float = 1.0) -> float:
+        """Set the rates for the update at `step`; returns their multiple of the recipe's."""
         f = self.factor(step) * lr_scale
         for name, opt in self.optimizers.items():
             for group, base in zip(opt.param_groups, self.base[name]):
                 group["lr"] = base * f
+        return f
 
 
 def check_resume_decay(old: ScheduleConfig, new: ScheduleConfig, trained: int) -> None:

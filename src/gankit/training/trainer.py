@@ -222,7 +222,7 @@ class Trainer:
         window = decay_window(self.cfg.schedule)
         if window is None:
             return None
-        if getattr(self.method, "owns_lr_schedule", False):
+        if self.method.owns_lr_schedule:
             raise ConfigError(
                 f"schedule.lr_decay_start: method {self.cfg.method!r} decays its learning rates "
                 "itself (method_options.decay_start, decay_steps); leave "
@@ -733,10 +733,9 @@ class Trainer:
                             next_step == total
                         )
                         if self.lr_decay is not None:
-                            self.lr_decay.apply(self.step, self.lr_scale)
+                            factor = self.lr_decay.apply(self.step, self.lr_scale)
                         logs = self.method.train_step(self.step)
                         if self.lr_decay is not None and self.method.collect_stats:
-                            factor = self.lr_decay.factor(self.step) * self.lr_scale
                             logs["lr_factor"] = torch.tensor(factor, device=self.device)
                         self.step += 1
                         if self.ema is not None:
