@@ -136,9 +136,9 @@ def test_double_backward_penalties_run_in_fp32_under_autocast(name, precision):
     ctx = RegularizerContext(m.discriminator, real, fake, step=0)
     torch.manual_seed(7)  # the penalties draw their random points from the global RNG
     with m.fast.autocast():
-        got = m._add_terms(torch.zeros(()), {}, ctx, m.d_regularizers, "d")
+        got = m.critic.d_terms(torch.zeros(()), {}, ctx)
     torch.manual_seed(7)
-    want = m.d_regularizers[0](RegularizerContext(m.discriminator, real, fake.float(), step=0))
+    want = m.critic.d_regularizers[0](RegularizerContext(m.discriminator, real, fake.float(), step=0))
     assert got.dtype == torch.float32
     assert torch.isclose(got, want, rtol=1e-5), (got, want)
 

@@ -36,8 +36,8 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, build_optimizer
-from gankit.methods.gan import grad_norm
 from gankit.methods.options import METHOD_OPTIONS, at_least, method_options
+from gankit.methods.player import grad_norm
 from gankit.methods.translation import (
     BANK,
     ImageStore,

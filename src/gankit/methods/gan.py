@@ -19,19 +19,18 @@ full loss: objective, regularizers and tricks) and D's `d_separation` (see `sepa
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import Tensor, nn
 
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
-from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.critic import Critic
 from gankit.methods.options import method_options
+from gankit.methods.player import Player
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
-from gankit.regularizers import RegularizerContext, build_regularizer
+from gankit.regularizers import RegularizerContext
 from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
@@ -47,44 +46,43 @@ class GANMethod(Method):
         self.tricks = build_tricks(cfg, self.objective)
         self.fast = fast = FastMode.for_recipe(cfg, device)
         generator = wrap_generator(self.tricks, build_generator(cfg.generator, data.shape), cfg)
-        discriminator = build_discriminator(cfg.discriminator, data.shape)
         self.generator = fast.prepare(generator.to(device))
-        discriminator = wrap_discriminator(self.tricks, discriminator, cfg).to(device)
-        self.discriminator = fast.prepare(discriminator)
-        specs = [*self.objective.regularizers, *cfg.regularizers]
-        regularizers = [
-            build_regularizer(spec, f"regularizers[{i}]") for i, spec in enumerate(specs)
-        ]
-        if fast.compile and any(r.double_backward for r in regularizers):
-            raise ConfigError(
-                "fast.compile: torch.compile cannot differentiate twice, which the gradient "
-                "penalties in this recipe do; set fast.compile=false"
-            )
-        self.d_regularizers = [r for r in regularizers if r.player == "d"]
-        self.g_regularizers = [r for r in regularizers if r.player == "g"]
         fused = fast.fused_optimizer
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
-        self.opt_d = build_optimizer(
-            self.discriminator.parameters(), cfg.optim.discriminator, fused
-        )
-        # compiled versions for the step's forward passes (fast.compile); tricks, penalties,
-        # checkpoints and sampling use the modules themselves (the parameters are shared)
-        self._compiled = {
-            "G": fast.compiled(self.generator),
-            "D": fast.compiled(self.discriminator),
-        }
+        self.g_player = Player("generator", self.generator, self.opt_g, fast)
+        self.build_critic(cfg, self.discriminator_shape(tuple(data.shape)))
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
         )
         self.batch_size = cfg.schedule.batch_size
         self.n_critic = cfg.schedule.n_critic
-        self.adversarial_g_loss = not any(t.replaces_generator_loss for t in self.tricks)
         self.probabilistic = self.objective.name in PROBABILISTIC
         self.real: Tensor | None = None  # the real batch of the last discriminator step
         # methods built on this one without the option (unrolled) take their own steps
         self.simultaneous = method_options(cfg).get("updates") == "simultaneous"
-        for trick in self.tricks:
-            trick.attach(self)
+        self.critic.attach(self)
+
+    def discriminator_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape D takes (PacGAN: a pack of samples)."""
+        return shape
+
+    def build_critic(self, cfg: RunConfig, shape: tuple[int, ...]) -> None:
+        """D from the recipe, the tricks' changes to it, its optimizer, penalties and compiled
+        forward passes (fast.compile; tricks, penalties, checkpoints and sampling use the
+        modules themselves, whose parameters the compiled versions share)."""
+        fast = self.fast
+        discriminator = build_discriminator(cfg.discriminator, shape)
+        discriminator = wrap_discriminator(self.tricks, discriminator, cfg).to(self.device)
+        self.discriminator = fast.prepare(discriminator)
+        self.opt_d = build_optimizer(
+            self.discriminator.parameters(), cfg.optim.discriminator, fast.fused_optimizer
+        )
+        player = Player("discriminator", self.discriminator, self.opt_d, fast)
+        self.critic = Critic(cfg, self.objective, self.tricks, player, fast)
+        self._compiled = {
+            "G": fast.compiled(self.generator),
+            "D": fast.compiled(self.discriminator),
+        }
 
     @property
     def G_fwd(self) -> nn.Module:
@@ -104,47 +102,17 @@ class GANMethod(Method):
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
     def extra_state(self) -> dict:
-        tricks = {t.name: t.state_dict() for t in self.tricks}
+        tricks = self.critic.state_dict()
         return {"noise": self.noise.state_dict(), "tricks": tricks, "fast": self.fast.state_dict()}
 
     def load_extra_state(self, state: dict) -> None:
         self.noise.load_state_dict(state["noise"])
         self.fast.load_state_dict(state.get("fast", {}))
-        saved = state.get("tricks", {})
-        for trick in self.tricks:
-            if saved.get(trick.name):
-                trick.load_state_dict(_to_device(saved[trick.name], self.device))
+        self.critic.load_state_dict(state.get("tricks", {}), self.device)
 
     def perturb(self, x: Tensor, step: int) -> Tensor:
         """What the discriminator sees of a batch (instance noise, ...)."""
-        for trick in self.tricks:
-            x = trick.perturb(x, step)
-        return x
-
-    def _add_terms(self, loss, logs, ctx, regularizers, player):
-        exact = None  # the context in fp32, for penalties that differentiate D's gradient
-        for reg in regularizers:
-            if reg.active(ctx.step):
-                if reg.double_backward:
-                    # under bf16 autocast their parameter gradients were off by up to 11% of
-                    # the largest entry (tests/training/test_fast.py): run them in fp32
-                    if exact is None:
-                        exact = dataclasses.replace(
-                            ctx, real=ctx.real.float(), fake=ctx.fake.float()
-                        )
-                    with self.fast.full_precision():
-                        term = reg(exact)
-                else:
-                    term = reg(ctx)
-                logs[f"reg/{type(reg).__name__}"] = term.detach()
-                loss = loss + term
-        for trick in self.tricks:
-            term = trick.d_penalty(ctx) if player == "d" else trick.g_penalty(ctx)
-            if term is not None:
-                # per player: a trick may add a term to both losses (historical averaging)
-                logs[f"trick/{trick.name}/{player}"] = term.detach()
-                loss = loss + term
-        return loss
+        return self.critic.perturb(x, step)
 
     def real_batch(self, step: int) -> Tensor:
         """A real batch as D sees it (perturbed), kept in self.real for the generator's terms."""
@@ -160,64 +128,36 @@ class GANMethod(Method):
         self, step: int, fake: Tensor, real: Tensor | None = None
     ) -> dict[str, Tensor]:
         """One D step on `fake` (detached here) and `real` (perturbed; drawn when None)."""
-        D, fast = self.discriminator, self.fast
+        critic, fast = self.critic, self.fast
         real = self.real_batch(step) if real is None else real
         fake = self.perturb(fake.detach(), step)
         with fast.autocast():
             # separate passes: BatchNorm sees each batch alone; scores and losses in fp32
             d_real, d_fake = self.D_fwd(real).float(), self.D_fwd(fake).float()
-            d_loss = None
-            for trick in self.tricks:
-                if d_loss is None:
-                    d_loss = trick.d_loss(self.objective, d_real, d_fake)
-            if d_loss is None:
-                d_loss = self.objective.d_loss(d_real, d_fake)
+            d_loss = critic.d_loss(d_real, d_fake)
             logs = {"d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
             if self.probabilistic:
                 logs["p_real"] = torch.sigmoid(d_real.detach()).mean()
                 logs["p_fake"] = torch.sigmoid(d_fake.detach()).mean()
-            ctx = RegularizerContext(D, real, fake, step)
-            d_loss = self._add_terms(d_loss, logs, ctx, self.d_regularizers, "d")
-        self.opt_d.zero_grad(set_to_none=True)
-        fast.backward(d_loss)
+            ctx = RegularizerContext(self.discriminator, real, fake, step)
+            d_loss = critic.d_terms(d_loss, logs, ctx)
         if self.collect_stats:
-            fast.unscale(self.opt_d)
-            logs["grad_norm/discriminator"] = grad_norm(D)
             logs["d_separation"] = separation(d_real.detach(), d_fake.detach())
-        fast.step(self.opt_d)
-        if self.objective.weight_clip is not None:
-            clip = self.objective.weight_clip
-            with torch.no_grad():
-                for p in D.parameters():
-                    p.clamp_(-clip, clip)
-        for trick in self.tricks:  # after clipping: tricks see the parameters D will use
-            trick.after_step("d")
+        critic.step(d_loss, logs, self.collect_stats)
         logs["d_loss"] = d_loss.detach()
         return logs
 
     def generator_step(self, step: int, fake: Tensor) -> Tensor:
-        D, fast = self.discriminator, self.fast
-        D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-        try:
+        critic, fast = self.critic, self.fast
+        with critic.frozen():  # G's step needs gradients through D, not for D's weights
             with fast.autocast():
                 fake = self.perturb(fake, step)
-                if self.adversarial_g_loss:
-                    g_loss = self.objective.g_loss(self.D_fwd(fake).float())
-                else:
-                    g_loss = torch.zeros((), device=fake.device)
+                g_loss = critic.g_loss(self.D_fwd(fake).float())
                 logs: dict[str, Tensor] = {}
-                ctx = RegularizerContext(D, self.real, fake, step)
-                g_loss = self._add_terms(g_loss, logs, ctx, self.g_regularizers, "g")
-            self.opt_g.zero_grad(set_to_none=True)
-            fast.backward(g_loss)
-            if self.collect_stats:
-                fast.unscale(self.opt_g)
-                logs["grad_norm/generator"] = grad_norm(self.generator)
-            fast.step(self.opt_g)
-            for trick in self.tricks:
-                trick.after_step("g")
-        finally:
-            D.requires_grad_(True)
+                ctx = RegularizerContext(self.discriminator, self.real, fake, step)
+                g_loss = critic.g_terms(g_loss, logs, ctx)
+            self.g_player.update(g_loss, logs, self.collect_stats)
+            critic.after_generator_step()
         logs["g_loss"] = g_loss.detach()
         return logs
 
@@ -237,29 +177,9 @@ class GANMethod(Method):
         return logs
 
 
-def grad_norm(module: nn.Module) -> Tensor:
-    """sqrt(sum of squared gradient entries) over all parameters, as a 0-d tensor on the device
-    (no host sync: the trainer reads it with the losses)."""
-    grads = [p.grad.detach() for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return torch.zeros((), device=next(module.parameters()).device)
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
 def separation(d_real: Tensor, d_fake: Tensor) -> Tensor:
     """How many standard deviations apart D puts real and fake scores (signal detection's d'):
     (mean D(x) - mean D(G(z))) / sqrt((var D(x) + var D(G(z))) / 2). Scale-free, so it reads the
     same for every objective; above ~5 the two score distributions barely overlap."""
     pooled = (d_real.float().var(unbiased=False) + d_fake.float().var(unbiased=False)) / 2
     return (d_real.float().mean() - d_fake.float().mean()) / torch.sqrt(pooled + 1e-12)
-
-
-def _to_device(state, device: torch.device):
-    """Checkpointed tensors come back on the CPU; a trick's state lives with the model."""
-    if isinstance(state, Tensor):
-        return state if state.dtype == torch.uint8 else state.to(device)
-    if isinstance(state, dict):
-        return {k: _to_device(v, device) for k, v in state.items()}
-    if isinstance(state, list):
-        return [_to_device(v, device) for v in state]
-    return state

@@ -50,7 +50,6 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import build_optimizer
-from gankit.methods.gan import grad_norm
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -60,6 +59,7 @@ from gankit.methods.options import (
     one_critic_step,
     scoring_discriminator,
 )
+from gankit.methods.player import grad_norm
 from gankit.methods.players import Players
 from gankit.models import ENCODERS, build_discriminator, build_encoder
 

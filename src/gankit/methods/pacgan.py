@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
-from gankit.methods.base import build_optimizer
 from gankit.methods.gan import GANMethod
 from gankit.methods.options import (
     METHOD_OPTIONS,
@@ -61,20 +60,16 @@ class PacGANMethod(GANMethod):
         options = method_options(cfg)
         self.pack_size, self.split_generator = options["pack"], options["split_generator"]
         super().__init__(cfg, data, device)
-        # the GAN method built D for single samples; rebuild it for packs (same recipe), with
-        # its optimizer, compiled version and the tricks attached to it
-        fast = self.fast
-        discriminator = build_discriminator(
-            cfg.discriminator, packed_shape(tuple(data.shape), self.pack_size)
-        )
-        discriminator = wrap_discriminator(self.tricks, discriminator, cfg).to(device)
-        self.discriminator = fast.prepare(discriminator)
-        self.opt_d = build_optimizer(
-            self.discriminator.parameters(), cfg.optim.discriminator, fast.fused_optimizer
-        )
-        self._compiled["D"] = fast.compiled(self.discriminator)
-        for trick in self.tricks:
-            trick.attach(self)
+
+    def discriminator_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return packed_shape(shape, self.pack_size)
+
+    def build_critic(self, cfg: RunConfig, shape: tuple[int, ...]) -> None:
+        # Earlier versions built a single-sample D first and then the packed one; building
+        # (and dropping) it keeps the random stream, so runs reproduce bit for bit.
+        single = (shape[0] // self.pack_size, *shape[1:])
+        wrap_discriminator(self.tricks, build_discriminator(cfg.discriminator, single), cfg)
+        super().build_critic(cfg, shape)
 
     def generate(self, n: int) -> Tensor:
         """One G call, or m calls of n/m (split_generator) interleaved so that pack i holds

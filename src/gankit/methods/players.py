@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.methods.base import Method, Noise, build_optimizer
-from gankit.methods.gan import grad_norm
+from gankit.methods.player import grad_norm
 from gankit.models import build_discriminator, build_generator
 from gankit.training.fast import FastMode
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError
-from gankit.methods.gan import grad_norm
+from gankit.methods.player import grad_norm
 from gankit.training.lr_decay import linear_decay_factor
 
 BANK = 64  # source images in the sampler's bank

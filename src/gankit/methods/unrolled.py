@@ -37,7 +37,7 @@ from torch.func import functional_call
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
-from gankit.methods.gan import PROBABILISTIC, GANMethod, grad_norm, separation
+from gankit.methods.gan import PROBABILISTIC, GANMethod, separation
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -47,6 +47,7 @@ from gankit.methods.options import (
     one_critic_step,
     scoring_discriminator,
 )
+from gankit.methods.player import grad_norm
 from gankit.objectives import build_objective
 
 Params = dict[str, Tensor]

@@ -370,18 +370,23 @@ class ShardedData(DataSource):
 def shard_method_streams(method, rank: int, world: int) -> int:
     """Make every per-sample random stream of a method draw global batches and keep this
     rank's rows: its latent `Noise` objects and its tricks (instance noise, random label
-    smoothing targets). Looks at the method's attributes and lists; returns how many."""
+    smoothing targets), also those attached to its critics. Looks at the method's attributes
+    and lists; returns how many."""
     from gankit.methods.base import Noise
+    from gankit.methods.critic import Critic
     from gankit.tricks import Trick
 
-    count = 0
+    streams: dict[int, object] = {}
     for value in list(vars(method).values()):
         items = value if isinstance(value, (list, tuple)) else [value]
         for item in items:
-            if isinstance(item, (Noise, Trick)):
-                item.shard(rank, world)
-                count += 1
-    return count
+            found = item.tricks if isinstance(item, Critic) else [item]
+            for stream in found:
+                if isinstance(stream, (Noise, Trick)):
+                    streams[id(stream)] = stream
+    for stream in streams.values():
+        stream.shard(rank, world)
+    return len(streams)
 
 
 def convert_sync_batchnorm(method) -> None:

@@ -50,6 +50,12 @@ class Trick:
     def attach(self, method) -> None:
         pass
 
+    @staticmethod
+    def stream_seed(method, offset: int) -> int:
+        """A seed for a trick's own random stream: the run's seed + offset, moved by the
+        pairing's seed_offset where a method has several discriminators (methods/critic.py)."""
+        return method.cfg.seed + offset + getattr(method, "seed_offset", 0)
+
     def perturb(self, x: Tensor, step: int) -> Tensor:
         return x
 

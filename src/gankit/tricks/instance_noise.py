@@ -27,7 +27,8 @@ class InstanceNoise(Trick):
     def attach(self, method) -> None:
         if self.anneal_steps is None:  # anneal over the whole run
             self.anneal_steps = method.cfg.schedule.steps
-        self.generator = torch.Generator(device=method.device).manual_seed(method.cfg.seed + 12)
+        seed = self.stream_seed(method, 12)
+        self.generator = torch.Generator(device=method.device).manual_seed(seed)
 
     def std_at(self, step: int) -> float:
         frac = step / self.anneal_steps

@@ -30,7 +30,8 @@ class LabelSmoothing(Trick):
             )
 
     def attach(self, method) -> None:
-        self.generator = torch.Generator(device=method.device).manual_seed(method.cfg.seed + 11)
+        seed = self.stream_seed(method, 11)
+        self.generator = torch.Generator(device=method.device).manual_seed(seed)
 
     def targets(self, d_real: Tensor) -> Tensor | float:
         if self.real_range is None:

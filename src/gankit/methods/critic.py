@@ -1,0 +1,220 @@
+"""A discriminator player with everything a recipe attaches to it: the objective, the tricks
+(`tricks:`) and the penalties (`regularizers:` and those the objective implies).
+
+Every method that trains a discriminator against a generator holds one `Critic` per
+discriminator (CycleGAN two, LAPGAN one per level) and calls it at the same points of its
+`train_step`, so every trick and penalty runs under every such method without the method
+knowing them:
+
+    real, fake = critic.perturb(real, step), critic.perturb(fake, step)   # instance noise
+    d_loss = critic.d_loss(D(real), D(fake))          # the objective, or label smoothing's
+    d_loss = critic.d_terms(d_loss, logs, ctx)        # R1, WGAN-GP, DRAGAN, trick terms
+    critic.step(d_loss, logs, collect_stats)          # update, weight clip, after-step hooks
+    with critic.frozen():
+        g_loss = critic.g_loss(D(fake))               # dropped by feature matching
+        g_loss = critic.g_terms(g_loss, logs, ctx)    # feature matching, pull-away, HA
+    ...generator update...; critic.after_generator_step()
+
+`scale` (d, g) multiplies the objective's losses: the image-to-image papers halve D's loss
+(methods/translation.py `paper_scales`). A method whose discriminator is not a plain scorer
+passes `score`, a module x -> D's real/fake score of x (ACGAN's source logit, a conditional D
+at given labels), for the penalties; `tag` names a second discriminator in the logs
+(reg/R1/d_a).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import torch
+from torch import Tensor, nn
+
+from gankit.errors import ConfigError
+from gankit.methods.player import Player
+from gankit.regularizers import RegularizerContext, build_regularizer
+from gankit.training.fast import FastMode
+
+
+class Critic:
+    def __init__(
+        self,
+        cfg,
+        objective,
+        tricks: list,
+        player: Player,
+        fast: FastMode,
+        scale: tuple[float, float] = (1.0, 1.0),
+        tag: str = "",
+    ):
+        self.objective = objective
+        self.tricks = tricks
+        self.player = player
+        self.discriminator = player.modules[0]
+        self.fast = fast
+        self.d_scale, self.g_scale = scale
+        self.tag = tag
+        specs = [*objective.regularizers, *cfg.regularizers]
+        regularizers = [
+            build_regularizer(spec, f"regularizers[{i}]") for i, spec in enumerate(specs)
+        ]
+        if fast.compile and any(r.double_backward for r in regularizers):
+            raise ConfigError(
+                "fast.compile: torch.compile cannot differentiate twice, which the gradient "
+                "penalties in this recipe do; set fast.compile=false"
+            )
+        self.d_regularizers = [r for r in regularizers if r.player == "d"]
+        self.g_regularizers = [r for r in regularizers if r.player == "g"]
+        self.adversarial_g_loss = not any(t.replaces_generator_loss for t in tricks)
+
+    def attach(self, host) -> None:
+        """Hand every trick the players it works on: `host` has .generator, .discriminator,
+        .cfg, .device (the method itself, or a `Pairing` for a method's other pairs)."""
+        for trick in self.tricks:
+            trick.attach(host)
+
+    # -- the discriminator's side --------------------------------------------------------------
+    def perturb(self, x: Tensor, step: int) -> Tensor:
+        """What the discriminator sees of a batch (instance noise, ...)."""
+        for trick in self.tricks:
+            x = trick.perturb(x, step)
+        return x
+
+    def d_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        """The objective's D loss, or the one a trick puts in its place (label smoothing)."""
+        loss = None
+        for trick in self.tricks:
+            if loss is None:
+                loss = trick.d_loss(self.objective, d_real, d_fake)
+        if loss is None:
+            loss = self.objective.d_loss(d_real, d_fake)
+        return loss if self.d_scale == 1 else self.d_scale * loss
+
+    def g_loss(self, d_fake: Tensor) -> Tensor:
+        """The objective's G loss, or zero where a trick replaces it (feature matching)."""
+        if not self.adversarial_g_loss:
+            return torch.zeros((), device=d_fake.device)
+        loss = self.objective.g_loss(d_fake)
+        return loss if self.g_scale == 1 else self.g_scale * loss
+
+    def d_terms(self, loss: Tensor, logs: dict, ctx: RegularizerContext) -> Tensor:
+        return self._add_terms(loss, logs, ctx, self.d_regularizers, "d")
+
+    def g_terms(self, loss: Tensor, logs: dict, ctx: RegularizerContext) -> Tensor:
+        return self._add_terms(loss, logs, ctx, self.g_regularizers, "g")
+
+    def _key(self, key: str) -> str:
+        return f"{key}/{self.tag}" if self.tag else key
+
+    def _add_terms(self, loss, logs, ctx, regularizers, player):
+        exact = None  # the context in fp32, for penalties that differentiate D's gradient
+        for reg in regularizers:
+            if reg.active(ctx.step):
+                if reg.double_backward:
+                    # under bf16 autocast their parameter gradients were off by up to 11% of
+                    # the largest entry (tests/training/test_fast.py): run them in fp32
+                    if exact is None:
+                        exact = dataclasses.replace(
+                            ctx, real=ctx.real.float(), fake=ctx.fake.float()
+                        )
+                    with self.fast.full_precision():
+                        term = reg(exact)
+                else:
+                    term = reg(ctx)
+                logs[self._key(f"reg/{type(reg).__name__}")] = term.detach()
+                loss = loss + term
+        for trick in self.tricks:
+            term = trick.d_penalty(ctx) if player == "d" else trick.g_penalty(ctx)
+            if term is not None:
+                # per player: a trick may add a term to both losses (historical averaging)
+                logs[self._key(f"trick/{trick.name}/{player}")] = term.detach()
+                loss = loss + term
+        return loss
+
+    def step(self, loss: Tensor, logs: dict, collect_stats: bool) -> None:
+        """D's update, then the objective's weight clipping, then the tricks' after-step hooks
+        (after clipping: they see the parameters D will use)."""
+        self.player.update(loss, logs, collect_stats)
+        clip = self.objective.weight_clip
+        if clip is not None:
+            with torch.no_grad():
+                for p in self.player.parameters():
+                    p.clamp_(-clip, clip)
+        for trick in self.tricks:
+            trick.after_step("d")
+
+    # -- the generator's side ------------------------------------------------------------------
+    def frozen(self):
+        """D's parameters take no gradient while a generator's loss goes through D."""
+        return self.player.frozen()
+
+    def after_generator_step(self) -> None:
+        for trick in self.tricks:
+            trick.after_step("g")
+
+    # -- state ---------------------------------------------------------------------------------
+    def shard(self, rank: int, world: int) -> None:
+        for trick in self.tricks:
+            trick.shard(rank, world)
+
+    def state_dict(self) -> dict:
+        return {t.name: t.state_dict() for t in self.tricks}
+
+    def load_state_dict(self, saved: dict, device: torch.device) -> None:
+        for trick in self.tricks:
+            if saved.get(trick.name):
+                trick.load_state_dict(to_device(saved[trick.name], device))
+
+
+@dataclasses.dataclass
+class Pairing:
+    """What a trick attaches to beyond the method's main pair: one generator, the
+    discriminator that judges it, and an offset to the tricks' seeds (so that two
+    discriminators' instance noise differs)."""
+
+    cfg: object
+    device: torch.device
+    generator: nn.Module
+    discriminator: nn.Module
+    seed_offset: int = 0
+
+
+class ScoreOf(nn.Module):
+    """x -> the real/fake score of a discriminator whose forward returns more (ACGAN's
+    (source logit, class logits): `index` 0) or needs more (a conditional D: `labels`), for the
+    penalties and tricks that call D on inputs of their own. `features` is D's."""
+
+    def __init__(self, discriminator: nn.Module, labels: Tensor | None = None, index=None):
+        super().__init__()
+        self.discriminator = discriminator
+        self.labels, self.index = labels, index
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.discriminator.features(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.labels is not None:
+            out = self.discriminator(x, self.labels)
+        else:
+            out = self.discriminator(x)
+        return out if self.index is None else out[self.index]
+
+
+def to_device(state, device: torch.device):
+    """Checkpointed tensors come back on the CPU; a trick's state lives with the model."""
+    if isinstance(state, Tensor):
+        return state if state.dtype == torch.uint8 else state.to(device)
+    if isinstance(state, dict):
+        return {k: to_device(v, device) for k, v in state.items()}
+    if isinstance(state, list):
+        return [to_device(v, device) for v in state]
+    return state
+
+
+@contextlib.contextmanager
+def all_frozen(critics: list[Critic]):
+    """Every critic's D frozen at once (a generator judged by several discriminators)."""
+    with contextlib.ExitStack() as stack:
+        for critic in critics:
+            stack.enter_context(critic.frozen())
+        yield
