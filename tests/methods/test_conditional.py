@@ -42,7 +42,8 @@ def test_acgan_losses_against_written_out_cross_entropies():
         torch.randint(0, 10, (16,), generator=g),
     )
     obj = build_objective({"name": "non_saturating"})
-    d_loss, g_class = acgan_losses(obj, s_real, k_real, y_real, s_fake, k_fake, y_fake, 0.5)
+    source_loss = obj.d_loss(s_real, s_fake)
+    d_loss, g_class = acgan_losses(source_loss, k_real, y_real, k_fake, y_fake, 0.5)
     # source: -E log D(x) - E log(1 - D(G(z))), D = sigmoid; 1 - sigmoid(s) = sigmoid(-s)
     source = -naive_log_sigmoid(s_real).mean() - naive_log_sigmoid(-s_fake).mean()
     expected = source + 0.5 * (naive_ce(k_real, y_real) + naive_ce(k_fake, y_fake))

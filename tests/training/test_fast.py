@@ -138,7 +138,9 @@ def test_double_backward_penalties_run_in_fp32_under_autocast(name, precision):
     with m.fast.autocast():
         got = m.critic.d_terms(torch.zeros(()), {}, ctx)
     torch.manual_seed(7)
-    want = m.critic.d_regularizers[0](RegularizerContext(m.discriminator, real, fake.float(), step=0))
+    want = m.critic.d_regularizers[0](
+        RegularizerContext(m.discriminator, real, fake.float(), step=0)
+    )
     assert got.dtype == torch.float32
     assert torch.isclose(got, want, rtol=1e-5), (got, want)
 

@@ -29,6 +29,7 @@ from gankit.methods.pix2pix import Pix2PixMethod
 from gankit.methods.simgan import SimGANMethod
 from gankit.methods.ssl import SSLMethod
 from gankit.methods.unrolled import UnrolledGANMethod
+from gankit.tricks import build_tricks, wrap_generator
 
 METHODS: dict[str, type[Method]] = {
     "gan": GANMethod,
@@ -57,9 +58,12 @@ assert set(METHODS) == set(METHOD_OPTIONS.names()), "every method registers its 
 def build_sampling_generator(cfg, data_shape) -> nn.Module | None:
     """The module a method trains as `generator`, built from a recipe (to load a checkpoint's
     generator outside training), for methods whose generator is not the recipe's generator
-    itself (MAD-GAN's mixture of k generators); None for the others."""
+    itself (MAD-GAN's mixture of k generators), with the recipe's tricks' changes to it
+    (spectral norm); None for the others."""
     builder = getattr(METHODS[cfg.method], "build_sampler", None)
-    return None if builder is None else builder(cfg, tuple(data_shape))
+    if builder is None:
+        return None
+    return wrap_generator(build_tricks(cfg), builder(cfg, tuple(data_shape)), cfg)
 
 
 __all__ = [

@@ -88,14 +88,14 @@ class CompositeMethod(Pix2PixMethod):
                 layers = opts["perceptual_layers"] or CLASSIFIER_PERCEPTUAL_LAYERS
                 self.perceptual_net = fixed_classifier(cfg, opts["feature_net"], layers, device)
 
-    def generator_terms(self, x: Tensor, fake: Tensor, y: Tensor) -> dict[str, Tensor]:
+    def generator_terms(self, x: Tensor, fake: Tensor, y: Tensor, step: int) -> dict[str, Tensor]:
         """The unweighted active terms of G's loss."""
         o = self.opts
         terms = {"pixel": self.pixel_fn(fake, y)}
         if o["sym_weight"] > 0:
             terms["sym"] = symmetry_loss(fake)
         if o["adv_weight"] > 0:
-            terms["adv"] = self.g_adv_fn(self.discriminator(torch.cat([x, fake], 1)).float())
+            terms["adv"] = self.adversarial_loss(x, fake, step)
         if o["ip_weight"] > 0:
             terms["ip"] = identity_loss(self.ip_net, fake, y, o["ip_distance"])
         if o["tv_weight"] > 0:
@@ -105,7 +105,7 @@ class CompositeMethod(Pix2PixMethod):
         return terms
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, fast, o = self.generator.net, self.discriminator, self.fast, self.opts
+        G, fast, o = self.generator.net, self.fast, self.opts
         x, y, _ = self.data.batch_pairs(self.batch_size)
         if self.reverse:
             x, y = y, x
@@ -114,19 +114,15 @@ class CompositeMethod(Pix2PixMethod):
             fake = G(x)
         d_loss = torch.zeros((), device=self.device)
         if o["adv_weight"] > 0:
+            d_loss = self.discriminator_step(x, y, fake, step, logs)
+        with self.critic.frozen():
             with fast.autocast():
-                d_real = D(torch.cat([x, y], 1)).float()
-                d_fake = D(torch.cat([x, fake.detach()], 1)).float()
-                d_loss = self.d_loss_fn(d_real, d_fake)
-            self._update(d_loss, "discriminator", logs)
-        D.requires_grad_(False)
-        try:
-            with fast.autocast():
-                terms = self.generator_terms(x, fake, y)
+                terms = self.generator_terms(x, fake, y, step)
                 g_loss = sum(o[f"{k}_weight"] * v for k, v in terms.items())
-            self._update(g_loss, "generator", logs)
-        finally:
-            D.requires_grad_(True)
+                if o["adv_weight"] > 0:
+                    g_loss = self.g_terms(g_loss, step, logs)
+            self.g_player.update(g_loss, logs, self.collect_stats)
+            self.critic.after_generator_step()
         logs.update(d_loss=d_loss.detach(), g_loss=g_loss.detach())
         logs.update({k: v.detach() for k, v in terms.items()})
         return logs
@@ -174,6 +170,11 @@ def composite_options(
     if not ip_layers:
         raise ConfigError("method_options.ip_layers: name at least one layer")
     check_recipe(cfg, "composite")
+    if adv_weight == 0 and (cfg.tricks or cfg.regularizers):
+        raise ConfigError(
+            "tricks, regularizers: method_options.adv_weight is 0, so composite trains no "
+            "discriminator for them to attach to; remove them or set adv_weight > 0"
+        )
     if cfg.data["name"] != "transformed" or not cfg.data.get("paired"):
         raise ConfigError(
             "data: composite needs paired data: {name: transformed, paired: true, ...}"

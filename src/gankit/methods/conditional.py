@@ -37,19 +37,22 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.critic import Critic, ScoreOf
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
     scoring_discriminator,
 )
+from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
+from gankit.regularizers import RegularizerContext
 from gankit.training.fast import FastMode
+from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -96,6 +99,9 @@ class ProjectionDiscriminator(nn.Module):
         self.embed = nn.Embedding(num_classes, D.feature_dim)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
+    def features(self, x: Tensor) -> Tensor:
+        return self.D.features(x)
+
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
         phi = self.D.features(x)
         return self.D.head(phi) + (self.embed(labels).to(phi.dtype) * phi).sum(1)
@@ -111,6 +117,9 @@ class ACGANDiscriminator(nn.Module):
         D.out = nn.Linear(D.feature_dim, 1 + num_classes)
         self.D = D
 
+    def features(self, x: Tensor) -> Tensor:
+        return self.D.features(x)
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         out = self.D.out(self.D.features(x))
         return out[:, 0], out[:, 1:]
@@ -118,19 +127,22 @@ class ACGANDiscriminator(nn.Module):
 
 # -- ACGAN losses (pure functions of D's outputs) ---------------------------------------------
 def acgan_losses(
-    objective, s_real, k_real, y_real, s_fake, k_fake, y_fake, class_weight: float = 1.0
+    source_d_loss: Tensor, k_real, y_real, k_fake, y_fake, class_weight: float = 1.0
 ) -> tuple[Tensor, Tensor]:
-    """(d_loss, g_loss) for ACGAN from source logits s and class logits k (not softmaxed)."""
+    """(d_loss, CE of the fakes' class logits) for ACGAN: the objective's D loss on the source
+    logits plus the weighted cross-entropies of the class logits k (not softmaxed)."""
     ce_real = F.cross_entropy(k_real.float(), y_real)
     ce_fake = F.cross_entropy(k_fake.float(), y_fake)
-    d_loss = objective.d_loss(s_real.float(), s_fake.float()) + class_weight * (ce_real + ce_fake)
-    return d_loss, ce_fake
+    return source_d_loss + class_weight * (ce_real + ce_fake), ce_fake
 
 
 # -- methods ----------------------------------------------------------------------------------
 class ConditionalMethod(Players):
-    """Shared setup: conditional G, a discriminator built by `wrap_discriminator`, optimizers,
-    the latent noise and the generated-label stream."""
+    """Shared setup: conditional G, a discriminator built by `wrap_discriminator` with the
+    recipe's tricks and penalties attached (methods/critic.py), optimizers, the latent noise
+    and the generated-label stream. Penalties score an input through `score_view`: ACGAN's
+    source logit; the projection D at the real batch's labels (for every input, fakes and
+    interpolates included, as StudioGAN's conditional gradient penalties do)."""
 
     name = "cgan"
 
@@ -144,23 +156,28 @@ class ConditionalMethod(Players):
             )
         self.num_classes = K = int(data.num_classes)
         self.objective = build_objective(cfg.objective)
+        self.tricks = build_tricks(cfg, self.objective)
         self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
-        self.generator = fast.prepare(
-            self.build_sampler(cfg, tuple(data.shape), K, opts["embed_dim"]).to(device)
-        )
-        D = build_discriminator(cfg.discriminator, data.shape)
-        self.discriminator = fast.prepare(self.wrap_discriminator(D, K).to(device))
+        G = self.build_sampler(cfg, tuple(data.shape), K, opts["embed_dim"])
+        self.generator = fast.prepare(wrap_generator(self.tricks, G, cfg).to(device))
+        D = self.wrap_discriminator(build_discriminator(cfg.discriminator, data.shape), K)
+        D = wrap_discriminator(self.tricks, D, cfg)
+        self.discriminator = fast.prepare(D.to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         self.opt_d = build_optimizer(
             self.discriminator.parameters(), cfg.optim.discriminator, fused
         )
+        self.g_player = Player("generator", self.generator, self.opt_g, fast)
+        d_player = Player("discriminator", self.discriminator, self.opt_d, fast)
+        self.critic = Critic(cfg, self.objective, self.tricks, self.discriminator, d_player, fast)
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
         )
         self.label_gen = torch.Generator(device=device).manual_seed(cfg.seed + 5)
         self.batch_size = cfg.schedule.batch_size
         self.class_weight = opts.get("class_weight", 1.0)
+        self.critic.attach(self)
 
     @classmethod
     def build_sampler(cls, cfg, shape, num_classes: int | None = None, embed_dim=None):
@@ -178,42 +195,67 @@ class ConditionalMethod(Players):
     def wrap_discriminator(self, D: nn.Module, K: int) -> nn.Module:
         return ProjectionDiscriminator(D, K)
 
+    def score_view(self, labels: Tensor) -> nn.Module:
+        return ScoreOf(self.discriminator, labels=labels)
+
     def fake_labels(self, n: int) -> Tensor:
         return torch.randint(
             0, self.num_classes, (n,), generator=self.label_gen, device=self.device
         )
 
     def extra_state(self) -> dict:
-        return {**super().extra_state(), "labels": self.label_gen.get_state()}
+        return {
+            **super().extra_state(),
+            "labels": self.label_gen.get_state(),
+            "tricks": self.critic.state_dict(),
+        }
 
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)
         self.label_gen.set_state(state["labels"])
+        self.critic.load_state_dict(state.get("tricks", {}), self.device)
+
+    # the discriminator's outputs: (real/fake score, class logits or None)
+    def judge(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.discriminator(x, labels).float(), None
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, fast, n = self.generator, self.discriminator, self.fast, self.batch_size
+        G, critic, fast, n = self.generator, self.critic, self.fast, self.batch_size
         real, y_real = self.data.batch(n)
         y_fake = self.fake_labels(n)
+        real = critic.perturb(real, step)
         logs: dict[str, Tensor] = {}
         with fast.autocast():
             with torch.no_grad():
-                fake = G(self.noise(n), y_fake)
-            d_real, d_fake = D(real, y_real).float(), D(fake, y_fake).float()
-            d_loss = self.objective.d_loss(d_real, d_fake)
-        self.update(d_loss, "discriminator", logs)
-        D.requires_grad_(False)
-        try:
+                fake = critic.perturb(G(self.noise(n), y_fake), step)
+            d_real, k_real = self.judge(real, y_real)
+            d_fake, k_fake = self.judge(fake, y_fake)
+            d_loss = critic.d_loss(d_real, d_fake)
+            if k_real is not None:
+                d_loss, _ = acgan_losses(d_loss, k_real, y_real, k_fake, y_fake, self.class_weight)
+            ctx = RegularizerContext(self.score_view(y_real), real, fake, step)
+            d_loss = critic.d_terms(d_loss, logs, ctx)
+        critic.step(d_loss, logs, self.collect_stats)
+        with critic.frozen():
             with fast.autocast():
-                g_loss = self.objective.g_loss(D(G(self.noise(n), y_fake), y_fake).float())
-            self.update(g_loss, "generator", logs)
-        finally:
-            D.requires_grad_(True)
+                gen = critic.perturb(G(self.noise(n), y_fake), step)
+                s_gen, k_gen = self.judge(gen, y_fake)
+                g_loss = critic.g_loss(s_gen)
+                if k_gen is not None:
+                    g_loss = g_loss + self.class_weight * F.cross_entropy(k_gen.float(), y_fake)
+                ctx = RegularizerContext(self.score_view(y_real), real, gen, step)
+                g_loss = critic.g_terms(g_loss, logs, ctx)
+            self.g_player.update(g_loss, logs, self.collect_stats)
+            critic.after_generator_step()
         logs.update(
             d_loss=d_loss.detach(),
             g_loss=g_loss.detach(),
             d_real=d_real.detach().mean(),
             d_fake=d_fake.detach().mean(),
         )
+        if k_real is not None:
+            logs["acc_real"] = (k_real.detach().argmax(1) == y_real).float().mean()
+            logs["acc_fake"] = (k_fake.detach().argmax(1) == y_fake).float().mean()
         return logs
 
 
@@ -227,49 +269,31 @@ class ACGANMethod(ConditionalMethod):
     def wrap_discriminator(self, D: nn.Module, K: int) -> nn.Module:
         return ACGANDiscriminator(D, K)
 
-    def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, fast, n = self.generator, self.discriminator, self.fast, self.batch_size
-        real, y_real = self.data.batch(n)
-        y_fake = self.fake_labels(n)
-        logs: dict[str, Tensor] = {}
-        with fast.autocast():
-            with torch.no_grad():
-                fake = G(self.noise(n), y_fake)
-            s_real, k_real = D(real)
-            s_fake, k_fake = D(fake)
-            d_loss, _ = acgan_losses(
-                self.objective, s_real, k_real, y_real, s_fake, k_fake, y_fake, self.class_weight
-            )
-        self.update(d_loss, "discriminator", logs)
-        D.requires_grad_(False)
-        try:
-            with fast.autocast():
-                s_gen, k_gen = D(G(self.noise(n), y_fake))
-                ce_gen = F.cross_entropy(k_gen.float(), y_fake)
-                g_loss = self.objective.g_loss(s_gen.float()) + self.class_weight * ce_gen
-            self.update(g_loss, "generator", logs)
-        finally:
-            D.requires_grad_(True)
-        logs.update(
-            d_loss=d_loss.detach(),
-            g_loss=g_loss.detach(),
-            acc_real=(k_real.detach().argmax(1) == y_real).float().mean(),
-            acc_fake=(k_fake.detach().argmax(1) == y_fake).float().mean(),
-        )
-        return logs
+    def score_view(self, labels: Tensor) -> nn.Module:
+        return ScoreOf(self.discriminator, index=0)
+
+    def judge(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        s, k = self.discriminator(x)
+        return s.float(), k
 
 
 def _conditional_checks(cfg, method: str, embed_dim: int) -> None:
     at_least(embed_dim, 1, "embed_dim")
     scoring_discriminator(cfg, method)
-    no_tricks_or_regularizers(cfg, method)
     one_critic_step(cfg, method)
     no_compile(cfg, method)
-    if cfg.objective["name"] in ("wasserstein", "wgan_gp"):
-        raise ConfigError(
-            f"objective.name: method {method!r} runs no weight clipping or gradient penalty; "
-            "use hinge, non_saturating, minimax or least_squares"
-        )
+    for trick in cfg.tricks:
+        if trick["name"] in ("minibatch_discrimination", "minibatch_stddev"):
+            raise ConfigError(
+                f"tricks: {trick['name']} is not supported under method {method!r} yet: its "
+                "discriminator's output layer is the method's own (class projection or class "
+                "logits), which the trick's widened output layer would replace"
+            )
+        if trick["name"] == "virtual_batch_norm":
+            raise ConfigError(
+                f"tricks: virtual_batch_norm is not supported under method {method!r} yet: "
+                "its reference batch has no class labels to condition on"
+            )
 
 
 @METHOD_OPTIONS.register("cgan")

@@ -9,7 +9,8 @@ knowing them:
     real, fake = critic.perturb(real, step), critic.perturb(fake, step)   # instance noise
     d_loss = critic.d_loss(D(real), D(fake))          # the objective, or label smoothing's
     d_loss = critic.d_terms(d_loss, logs, ctx)        # R1, WGAN-GP, DRAGAN, trick terms
-    critic.step(d_loss, logs, collect_stats)          # update, weight clip, after-step hooks
+    critic.step(d_loss, logs, collect_stats)          # update, then critic.after_step():
+                                                      # weight clip, the tricks' hooks
     with critic.frozen():
         g_loss = critic.g_loss(D(fake))               # dropped by feature matching
         g_loss = critic.g_terms(g_loss, logs, ctx)    # feature matching, pull-away, HA
@@ -19,7 +20,9 @@ knowing them:
 (methods/translation.py `paper_scales`). A method whose discriminator is not a plain scorer
 passes `score`, a module x -> D's real/fake score of x (ACGAN's source logit, a conditional D
 at given labels), for the penalties; `tag` names a second discriminator in the logs
-(reg/R1/d_a).
+(reg/R1/d_a). Discriminators that share one optimizer (CycleGAN's D_A and D_B) share one
+`Player`: the method updates it once on the summed losses and calls each critic's
+`after_step`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError
-from gankit.methods.player import Player
+from gankit.methods.player import Player, freeze
 from gankit.regularizers import RegularizerContext, build_regularizer
 from gankit.training.fast import FastMode
 
@@ -42,6 +45,7 @@ class Critic:
         cfg,
         objective,
         tricks: list,
+        discriminator: nn.Module,
         player: Player,
         fast: FastMode,
         scale: tuple[float, float] = (1.0, 1.0),
@@ -50,7 +54,7 @@ class Critic:
         self.objective = objective
         self.tricks = tricks
         self.player = player
-        self.discriminator = player.modules[0]
+        self.discriminator = discriminator
         self.fast = fast
         self.d_scale, self.g_scale = scale
         self.tag = tag
@@ -132,13 +136,17 @@ class Critic:
         return loss
 
     def step(self, loss: Tensor, logs: dict, collect_stats: bool) -> None:
-        """D's update, then the objective's weight clipping, then the tricks' after-step hooks
-        (after clipping: they see the parameters D will use)."""
+        """D's update, then `after_step`."""
         self.player.update(loss, logs, collect_stats)
+        self.after_step()
+
+    def after_step(self) -> None:
+        """After D's optimizer step: the objective's weight clipping, then the tricks' hooks
+        (after clipping: they see the parameters D will use)."""
         clip = self.objective.weight_clip
         if clip is not None:
             with torch.no_grad():
-                for p in self.player.parameters():
+                for p in self.discriminator.parameters():
                     p.clamp_(-clip, clip)
         for trick in self.tricks:
             trick.after_step("d")
@@ -146,7 +154,7 @@ class Critic:
     # -- the generator's side ------------------------------------------------------------------
     def frozen(self):
         """D's parameters take no gradient while a generator's loss goes through D."""
-        return self.player.frozen()
+        return freeze(self.discriminator)
 
     def after_generator_step(self) -> None:
         for trick in self.tricks:

@@ -12,7 +12,7 @@ both built from the recipe's discriminator section. With lambda = lambda_cycle a
     G, F:  E(D_B(G(a)) - 1)^2 + E(D_A(F(b)) - 1)^2 + L_cyc + L_idt   (least squares, Sec. 4)
     D_B:   (E(D_B(b) - 1)^2 + E D_B(pool_B(G(a)))^2) / 2,   D_A likewise with a and F(b)
 
-(the paper halves D's objective; methods/translation.py `paper_losses` for the scaling and the
+(the paper halves D's objective; methods/translation.py `paper_scales` for the scaling and the
 non_saturating alternative). The discriminators see generated images through a history pool
 of `pool_size` images each (Shrivastava et al. 2017, `ImagePool`). One step, as the authors'
 code: G and F take one step (one optimizer over both, optim.generator) against the current
@@ -25,6 +25,10 @@ Data: `batch_a` and `batch_b` of a two-domain data set (data/domains.py), both d
 image shape. `method.generator` is the TranslationSampler of G (A -> B); F is `generator_ba`.
 Logged: d_loss (D_A's plus D_B's), g_loss (G's and F's total), adv, cycle, identity, d_a, d_b,
 lr (the generators' current rate).
+
+Tricks and penalties attach to both discriminators (methods/critic.py), each with its own
+instance: D_B's judges G (its generator-side terms go to G's loss), D_A's judges F; their
+logs carry /d_b and /d_a, and their random streams differ.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, build_optimizer
+from gankit.methods.critic import Critic, Pairing
 from gankit.methods.options import METHOD_OPTIONS, at_least, method_options
-from gankit.methods.player import grad_norm
+from gankit.methods.player import Player
 from gankit.methods.translation import (
     BANK,
     ImageStore,
@@ -46,14 +51,16 @@ from gankit.methods.translation import (
     check_decay,
     check_recipe,
     decay_window,
-    paper_losses,
+    paper_scales,
     sampler_bank,
     two_domains,
 )
 from gankit.models import build_discriminator
 from gankit.models.resnet_generator import build_translator
 from gankit.objectives import build_objective
+from gankit.regularizers import RegularizerContext
 from gankit.training.fast import FastMode
+from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 
 # -- losses (pure functions) --------------------------------------------------------------------
@@ -122,29 +129,40 @@ class CycleGANMethod(Method):
         opts = method_options(cfg)
         self.lam, self.identity = opts["lambda_cycle"], opts["identity"]
         self.fast = fast = FastMode.for_recipe(cfg, device)
+        self.objective = objective = build_objective(cfg.objective)
+        tricks_a, tricks_b = build_tricks(cfg, objective), build_tricks(cfg, objective)
         shape = data.shape_a
         G = build_translator(cfg.generator, shape, shape[0])
         Fn = build_translator(cfg.generator, shape, shape[0])
-        self.generator = fast.prepare(TranslationSampler(G, self.bank(data)).to(device))
-        self.generator_ba = fast.prepare(Fn.to(device))
-        self.discriminator_a = fast.prepare(
-            build_discriminator(cfg.discriminator, shape).to(device)
-        )
-        self.discriminator_b = fast.prepare(
-            build_discriminator(cfg.discriminator, shape).to(device)
-        )
+        D_A = build_discriminator(cfg.discriminator, shape)
+        D_B = build_discriminator(cfg.discriminator, shape)
+        sampler = wrap_generator(tricks_b, TranslationSampler(G, self.bank(data)), cfg)
+        self.generator = fast.prepare(sampler.to(device))
+        self.generator_ba = fast.prepare(wrap_generator(tricks_a, Fn, cfg).to(device))
+        self.discriminator_a = fast.prepare(wrap_discriminator(tricks_a, D_A, cfg).to(device))
+        self.discriminator_b = fast.prepare(wrap_discriminator(tricks_b, D_B, cfg).to(device))
         fused = fast.fused_optimizer
+        generators = [self.generator, self.generator_ba]
+        discriminators = [self.discriminator_a, self.discriminator_b]
         self.opt_g = build_optimizer(
-            [*self.generator.parameters(), *self.generator_ba.parameters()],
-            cfg.optim.generator,
-            fused,
+            [p for m in generators for p in m.parameters()], cfg.optim.generator, fused
         )
         self.opt_d = build_optimizer(
-            [*self.discriminator_a.parameters(), *self.discriminator_b.parameters()],
-            cfg.optim.discriminator,
-            fused,
+            [p for m in discriminators for p in m.parameters()], cfg.optim.discriminator, fused
         )
-        self.d_loss_fn, self.g_adv_fn = paper_losses(build_objective(cfg.objective))
+        self.g_player = Player("generator", generators, self.opt_g, fast)
+        self.d_player = Player("discriminator", discriminators, self.opt_d, fast)
+        scale = paper_scales(objective)
+        self.critic_a = Critic(
+            cfg, objective, tricks_a, self.discriminator_a, self.d_player, fast, scale, "d_a"
+        )
+        self.critic_b = Critic(
+            cfg, objective, tricks_b, self.discriminator_b, self.d_player, fast, scale, "d_b"
+        )
+        self.critic_b.attach(Pairing(cfg, device, self.generator, self.discriminator_b))
+        self.critic_a.attach(
+            Pairing(cfg, device, self.generator_ba, self.discriminator_a, seed_offset=100)
+        )
         self.pool_a = ImagePool(opts["pool_size"], cfg.seed + 11)
         self.pool_b = ImagePool(opts["pool_size"], cfg.seed + 12)
         start, length = decay_window(cfg, opts["decay_start"], opts["decay_steps"])
@@ -179,6 +197,8 @@ class CycleGANMethod(Method):
             "pool_a": self.pool_a.state_dict(),
             "pool_b": self.pool_b.state_dict(),
             "schedule": self.schedule.state_dict(),
+            "tricks_a": self.critic_a.state_dict(),
+            "tricks_b": self.critic_b.state_dict(),
         }
 
     def load_extra_state(self, state: dict) -> None:
@@ -186,32 +206,28 @@ class CycleGANMethod(Method):
         self.pool_a.load_state_dict(state["pool_a"], self.device)
         self.pool_b.load_state_dict(state["pool_b"], self.device)
         self.schedule.load_state_dict(state["schedule"])
+        self.critic_a.load_state_dict(state.get("tricks_a", {}), self.device)
+        self.critic_b.load_state_dict(state.get("tricks_b", {}), self.device)
 
-    def _update(self, loss: Tensor, opt, modules: list[nn.Module], name: str, logs: dict):
-        fast = self.fast
-        opt.zero_grad(set_to_none=True)
-        params = [p for m in modules for p in m.parameters()]
-        (loss if fast.scaler is None else fast.scaler.scale(loss)).backward(inputs=params)
-        if self.collect_stats:
-            fast.unscale(opt)
-            logs[f"grad_norm/{name}"] = torch.linalg.vector_norm(
-                torch.stack([grad_norm(m) for m in modules])
-            )
-        fast.step(opt)
-
-    def generator_losses(self, a: Tensor, b: Tensor) -> dict[str, Tensor]:
+    def generator_losses(self, a: Tensor, b: Tensor, step: int, logs: dict) -> dict[str, Tensor]:
         G, Fn = self.generator.net, self.generator_ba
         D_A, D_B = self.discriminator_a, self.discriminator_b
+        ca, cb = self.critic_a, self.critic_b
         fake_b, fake_a = G(a), Fn(b)
         rec_a, rec_b = Fn(fake_b), G(fake_a)
-        adv = self.g_adv_fn(D_B(fake_b).float()) + self.g_adv_fn(D_A(fake_a).float())
+        seen_b, seen_a = cb.perturb(fake_b, step), ca.perturb(fake_a, step)
+        adv = cb.g_loss(D_B(seen_b).float()) + ca.g_loss(D_A(seen_a).float())
         cyc = cycle_loss(a, rec_a, b, rec_b, self.lam)
         if self.identity > 0:
             idt = identity_loss(a, Fn(a), b, G(b), self.lam, self.identity)
         else:
             idt = torch.zeros((), device=a.device)
+        g_loss = adv + cyc + idt
+        # the terms tricks and penalties add: D_B's for G (real b), D_A's for F (real a)
+        g_loss = cb.g_terms(g_loss, logs, RegularizerContext(D_B, b, seen_b, step))
+        g_loss = ca.g_terms(g_loss, logs, RegularizerContext(D_A, a, seen_a, step))
         return {
-            "g_loss": adv + cyc + idt,
+            "g_loss": g_loss,
             "adv": adv,
             "cycle": cyc,
             "identity": idt,
@@ -219,35 +235,35 @@ class CycleGANMethod(Method):
             "fake_b": fake_b,
         }
 
+    def critic_loss(self, critic: Critic, real: Tensor, fake: Tensor, step: int, logs) -> Tensor:
+        """One discriminator's loss on a real batch and pooled fakes, with its penalties."""
+        real, fake = critic.perturb(real, step), critic.perturb(fake, step)
+        D = critic.discriminator
+        loss = critic.d_loss(D(real).float(), D(fake).float())
+        return critic.d_terms(loss, logs, RegularizerContext(D, real, fake, step))
+
     def train_step(self, step: int) -> dict[str, Tensor]:
         fast = self.fast
         self.schedule.apply(step)
         a, _ = self.data.batch_a(self.batch_size)
         b, _ = self.data.batch_b(self.batch_size)
         logs: dict[str, Tensor] = {}
-        discriminators = [self.discriminator_a, self.discriminator_b]
-        for D in discriminators:  # G's step needs gradients through D, not for D's weights
-            D.requires_grad_(False)
-        try:
+        # G's step needs gradients through the discriminators, not for their weights
+        with self.d_player.frozen():
             with fast.autocast():
-                losses = self.generator_losses(a, b)
-            self._update(
-                losses["g_loss"], self.opt_g, [self.generator, self.generator_ba], "generator", logs
-            )
-        finally:
-            for D in discriminators:
-                D.requires_grad_(True)
+                losses = self.generator_losses(a, b, step, logs)
+            self.g_player.update(losses["g_loss"], logs, self.collect_stats)
+            self.critic_a.after_generator_step()
+            self.critic_b.after_generator_step()
         with fast.autocast():
             fake_b = self.pool_b.query(losses["fake_b"])
             fake_a = self.pool_a.query(losses["fake_a"])
-            d_b = self.d_loss_fn(
-                self.discriminator_b(b).float(), self.discriminator_b(fake_b).float()
-            )
-            d_a = self.d_loss_fn(
-                self.discriminator_a(a).float(), self.discriminator_a(fake_a).float()
-            )
+            d_b = self.critic_loss(self.critic_b, b, fake_b, step, logs)
+            d_a = self.critic_loss(self.critic_a, a, fake_a, step, logs)
             d_loss = d_a + d_b
-        self._update(d_loss, self.opt_d, discriminators, "discriminator", logs)
+        self.d_player.update(d_loss, logs, self.collect_stats)
+        self.critic_a.after_step()
+        self.critic_b.after_step()
         for key in ("g_loss", "adv", "cycle", "identity"):
             logs[key] = losses[key].detach()
         logs.update(

@@ -78,7 +78,7 @@ class GANMethod(Method):
             self.discriminator.parameters(), cfg.optim.discriminator, fast.fused_optimizer
         )
         player = Player("discriminator", self.discriminator, self.opt_d, fast)
-        self.critic = Critic(cfg, self.objective, self.tricks, player, fast)
+        self.critic = Critic(cfg, self.objective, self.tricks, self.discriminator, player, fast)
         self._compiled = {
             "G": fast.compiled(self.generator),
             "D": fast.compiled(self.discriminator),

@@ -63,13 +63,18 @@ class Player:
             logs[f"grad_norm/{self.name}"] = self.grad_norm()
         fast.step(opt)
 
-    @contextlib.contextmanager
     def frozen(self):
         """No gradients for this player's parameters inside the block (restored on exit)."""
-        for m in self.modules:
-            m.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for m in self.modules:
-                m.requires_grad_(True)
+        return freeze(*self.modules)
+
+
+@contextlib.contextmanager
+def freeze(*modules: nn.Module):
+    """requires_grad off for every parameter of `modules` inside the block, on again after."""
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.requires_grad_(True)

@@ -35,7 +35,9 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError
-from gankit.methods.player import grad_norm
+from gankit.methods.base import build_optimizer
+from gankit.methods.critic import Critic
+from gankit.methods.player import Player, grad_norm
 from gankit.training.lr_decay import linear_decay_factor
 
 BANK = 64  # source images in the sampler's bank
@@ -72,11 +74,22 @@ def sampler_bank(images: Tensor) -> Tensor:
     return images[:BANK].detach().clone()
 
 
-def paper_losses(objective):
-    """(d_loss(d_real, d_fake), g_loss(d_fake)) at the papers' scale (module docstring)."""
+def paper_scales(objective) -> tuple[float, float]:
+    """(factor of D's loss, factor of G's adversarial loss) that put the objective at the
+    papers' scale (module docstring); a Critic's `scale`."""
     if objective.name == "least_squares":
-        return objective.d_loss, lambda d_fake: 2 * objective.g_loss(d_fake)
-    return (lambda d_real, d_fake: 0.5 * objective.d_loss(d_real, d_fake)), objective.g_loss
+        return 1.0, 2.0
+    return 0.5, 1.0
+
+
+def translation_critic(method, cfg, D: nn.Module, tricks: list, tag: str = ""):
+    """The Critic of an image-to-image D: the recipe's objective at the papers' scale, the
+    tricks and penalties attached; its own optimizer unless the method shares one."""
+    fast = method.fast
+    opt = build_optimizer(D.parameters(), cfg.optim.discriminator, fast.fused_optimizer)
+    player = Player("discriminator", D, opt, fast)
+    objective = method.objective
+    return Critic(cfg, objective, tricks, D, player, fast, paper_scales(objective), tag)
 
 
 class LinearDecay:
@@ -119,7 +132,7 @@ def decay_window(cfg, decay_start: int | None, decay_steps: int | None) -> tuple
 
 # -- recipe checks --------------------------------------------------------------------------------
 def check_recipe(cfg, method: str) -> None:
-    from gankit.methods.options import no_compile, no_tricks_or_regularizers, one_critic_step
+    from gankit.methods.options import no_compile, one_critic_step
     from gankit.models.resnet_generator import TRANSLATORS
 
     if cfg.generator["name"] not in TRANSLATORS:
@@ -143,7 +156,11 @@ def check_recipe(cfg, method: str) -> None:
             f"data.name: method {method!r} needs two image domains (data sets transformed, "
             f"class_domains or unpaired), got {cfg.data['name']!r}"
         )
-    no_tricks_or_regularizers(cfg, method)
+    if any(t["name"] == "virtual_batch_norm" for t in cfg.tricks):
+        raise ConfigError(
+            f"tricks: virtual_batch_norm does not apply to method {method!r}: its generator "
+            "translates images and has no latent noise to draw a reference batch from"
+        )
     one_critic_step(cfg, method)
     no_compile(cfg, method)
 
