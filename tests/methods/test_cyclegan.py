@@ -3,6 +3,7 @@ the two-domain data, the translation metrics against known translators, and trai
 end with an exact resume."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,8 +12,9 @@ from state_equality import assert_same, final_state
 import gankit
 from gankit.data import build_dataset
 from gankit.data.domains import apply_transform, invert_transform
+from gankit.methods.critic import Critic
 from gankit.methods.cyclegan import cycle_loss, identity_loss
-from gankit.methods.translation import LinearDecay, TranslationSampler, paper_losses
+from gankit.methods.translation import LinearDecay, TranslationSampler, paper_scales
 from gankit.metrics.translation import translation_metrics
 from gankit.objectives import build_objective
 
@@ -40,13 +42,22 @@ def test_cycle_and_identity_losses_against_the_formulas():
     assert got == pytest.approx(0.5 * 10 * (0.4 + 0.2))
 
 
+def paper_losses(name: str):
+    """(d_loss, g_loss) of a discriminator's Critic at the papers' scale, as the methods run
+    them (no tricks, no penalties)."""
+    objective = build_objective({"name": name})
+    cfg, fast = SimpleNamespace(regularizers=[]), SimpleNamespace(compile=False)
+    critic = Critic(cfg, objective, [], None, None, fast, paper_scales(objective))
+    return critic.d_loss, critic.g_loss
+
+
 def test_least_squares_at_the_papers_scale():
-    d_loss, g_loss = paper_losses(build_objective({"name": "least_squares"}))
+    d_loss, g_loss = paper_losses("least_squares")
     real, fake = torch.tensor([0.5, 1.5]), torch.tensor([0.2, -0.4])
     # D: (E(D(b) - 1)^2 + E D(G(a))^2) / 2; G: E(D(G(a)) - 1)^2
     assert d_loss(real, fake).item() == pytest.approx(((0.25 + 0.25) / 2 + (0.04 + 0.16) / 2) / 2)
     assert g_loss(fake).item() == pytest.approx((0.64 + 1.96) / 2)
-    d_ce, g_ce = paper_losses(build_objective({"name": "non_saturating"}))
+    d_ce, g_ce = paper_losses("non_saturating")
     sp = torch.nn.functional.softplus
     assert d_ce(real, fake).item() == pytest.approx(
         ((sp(-real).mean() + sp(fake).mean()) / 2).item()
