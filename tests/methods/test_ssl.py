@@ -11,7 +11,6 @@ from state_equality import assert_same, final_state
 import gankit
 from gankit.data.digits import load_digits_tensors
 from gankit.methods.ssl import (
-    feature_matching,
     labeled_subset,
     log_d,
     log_one_minus_d,
@@ -20,6 +19,7 @@ from gankit.methods.ssl import (
 from gankit.models import build_discriminator, build_generator
 from gankit.models.ssl import WNLinear
 from gankit.training.checkpoint import load_checkpoint
+from gankit.tricks.feature_matching import feature_matching_loss
 
 
 def naive_d(logits: torch.Tensor) -> torch.Tensor:
@@ -67,10 +67,14 @@ def test_ssl_losses_against_written_out_formulas():
     assert loss_unl.item() == pytest.approx(unl_expected.item(), rel=1e-5)
 
 
-def test_feature_matching_is_the_mean_squared_difference_of_means():
+def test_feature_matching_is_the_mean_or_sum_of_squared_differences_of_means():
+    """The one feature-matching loss: mean over features for the ssl method (the paper's
+    code), sum for the trick's default (the paper's squared norm)."""
     a, b = torch.randn(10, 4), torch.randn(6, 4)
-    expected = sum((a[:, j].mean() - b[:, j].mean()) ** 2 for j in range(4)) / 4
-    assert feature_matching(a, b).item() == pytest.approx(expected.item(), rel=1e-5)
+    total = sum((a[:, j].mean() - b[:, j].mean()) ** 2 for j in range(4))
+    got_mean = feature_matching_loss(a, b, reduction="mean").item()
+    assert got_mean == pytest.approx(total.item() / 4, rel=1e-5)
+    assert feature_matching_loss(a, b).item() == pytest.approx(total.item(), rel=1e-5)
 
 
 def test_labeled_subset_n_per_class_and_seeded():

@@ -59,6 +59,7 @@ from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.training.ema import EMA
 from gankit.training.fast import FastMode
+from gankit.tricks.feature_matching import feature_matching_loss
 
 
 # -- the K+1 probabilities and losses (pure functions of the K logits) ------------------------
@@ -81,11 +82,6 @@ def ssl_d_losses(
     loss_lab = F.cross_entropy(logits_lab.float(), labels)
     loss_unl = -0.5 * log_d(logits_unl).mean() - 0.5 * log_one_minus_d(logits_fake).mean()
     return loss_lab, loss_unl
-
-
-def feature_matching(f_real: Tensor, f_fake: Tensor) -> Tensor:
-    """mean over features of (batch mean of f_real - batch mean of f_fake)^2."""
-    return (f_real.float().mean(0) - f_fake.float().mean(0)).square().mean()
 
 
 def labeled_subset(labels: Tensor, per_class: int, seed: int, num_classes: int) -> Tensor:
@@ -237,7 +233,7 @@ class SSLMethod(Players):
             with fast.autocast():
                 f_real = self.features(D, x_unl2).detach()
                 f_fake = self.features(D, G(self.noise(self.fake_batch)))
-                g_loss = feature_matching(f_real, f_fake)
+                g_loss = feature_matching_loss(f_real, f_fake, reduction="mean")
             self.update(g_loss, "generator", logs)
         finally:
             D.requires_grad_(True)
