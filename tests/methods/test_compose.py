@@ -182,3 +182,13 @@ def test_generator_with_spectral_norm_is_rebuilt_for_sampling(tmp_path, fast_ove
     assert any("parametrizations" in k for k in G.state_dict())
     trained = run.sample(4, seed=3, ema=False)
     assert trained.shape[0] == 4 and torch.isfinite(trained).all()
+
+
+@pytest.mark.parametrize("preset", ["ring8-madgan", "ring8-unrolled", "ring8-began"])
+def test_methods_without_a_critic_refuse_parts_in_one_line(tmp_path, fast_overrides, preset):
+    over = {**fast_overrides, "regularizers": [{"name": "r1"}]}
+    with pytest.raises(ConfigError) as info:
+        prepare(gankit.load_recipe(preset, over), out=tmp_path / "refused")
+    message = str(info.value)
+    assert message.startswith("regularizers:") and "\n" not in message
+    assert "pix2pix" in message  # it names the methods that run them

@@ -64,19 +64,23 @@ def in_range(value, low, high, key: str) -> None:
         raise ConfigError(f"method_options.{key}: must be in [{low}, {high}], got {value}")
 
 
+# the methods whose discriminators carry tricks and penalties (methods/critic.py)
+WITH_CRITIC = "gan, pacgan, cgan, acgan, pix2pix, composite, cyclegan"
+
+
 def no_tricks_or_regularizers(cfg, method: str) -> None:
-    """Methods with their own losses do not run the GAN method's tricks and penalties."""
+    """Methods not yet built on methods/critic.py run no tricks and penalties."""
     if cfg.tricks:
         names = ", ".join(t["name"] for t in cfg.tricks)
         raise ConfigError(
-            f"tricks: method {method!r} does not run tricks ({names}); remove them or use "
-            "method gan or pacgan"
+            f"tricks: method {method!r} does not run tricks ({names}) yet; remove them or use "
+            f"a method that does ({WITH_CRITIC})"
         )
     if cfg.regularizers:
         names = ", ".join(r["name"] for r in cfg.regularizers)
         raise ConfigError(
-            f"regularizers: method {method!r} does not run regularizers ({names}); remove them "
-            "or use method gan or pacgan"
+            f"regularizers: method {method!r} does not run regularizers ({names}) yet; remove "
+            f"them or use a method that does ({WITH_CRITIC})"
         )
 
 
