@@ -57,6 +57,16 @@ METHODS = {
             "method_options.decay_steps": 100,
         },
     ),
+    "simgan": (
+        "simgan-digits",
+        {
+            **TRANSLATION,
+            "generator.n_blocks": 1,
+            "method_options.pretrain_refiner": 0,
+            "method_options.pretrain_discriminator": 0,
+            "method_options.buffer_size": 8,
+        },
+    ),
     "acgan": (
         "cgan-digits",
         {**CONDITIONAL, "method": "acgan", "method_options": {"embed_dim": 4}},
@@ -92,7 +102,7 @@ NO_NOISE = "has no latent noise"
 REFUSED = {
     **{
         (m, t): reason
-        for m in ("pix2pix", "composite", "cyclegan")
+        for m in ("pix2pix", "composite", "cyclegan", "simgan")
         for t, reason in (
             ("minibatch_discrimination", PATCH),
             ("minibatch_stddev", PATCH),

@@ -37,6 +37,7 @@ from gankit.errors import ConfigError
 from gankit.methods.player import Player, freeze
 from gankit.regularizers import RegularizerContext, build_regularizer
 from gankit.training.fast import FastMode
+from gankit.tricks import Trick
 
 
 class Critic:
@@ -70,6 +71,10 @@ class Critic:
         self.d_regularizers = [r for r in regularizers if r.player == "d"]
         self.g_regularizers = [r for r in regularizers if r.player == "g"]
         self.adversarial_g_loss = not any(t.replaces_generator_loss for t in tricks)
+        # whether anything adds to the generator's loss (its terms may need a real batch)
+        self.has_generator_terms = bool(self.g_regularizers) or any(
+            type(t).g_penalty is not Trick.g_penalty for t in tricks
+        )
 
     def attach(self, host) -> None:
         """Hand every trick the players it works on: `host` has .generator, .discriminator,

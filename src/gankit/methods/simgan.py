@@ -23,6 +23,10 @@ synthetic batch. `method.generator` is the TranslationSampler of R (synthetic, r
 Data: two domains (data/domains.py), A synthetic, B real: `rendered_digits` (font-rendered
 digits vs. scikit-learn digits), or any unpaired pair. Logged: d_loss, g_loss (R's total),
 adv, self_reg (the unweighted L1), phase (0 R pre-training, 1 D pre-training, 2 adversarial).
+
+Tricks and penalties attach to D (methods/critic.py). The refiner's steps come before D's in a
+step, so a refiner-side term that looks at real data (feature matching) gets a real batch of
+its own, drawn only when the recipe has such a term.
 """
 
 from __future__ import annotations
@@ -34,15 +38,16 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, build_optimizer
+from gankit.methods.critic import Critic
 from gankit.methods.cyclegan import l1
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
 )
+from gankit.methods.player import Player
 from gankit.methods.translation import (
     BANK,
     PAPER_OBJECTIVES,
@@ -50,12 +55,13 @@ from gankit.methods.translation import (
     TranslationSampler,
     sampler_bank,
     two_domains,
-    update_player,
 )
 from gankit.models import build_discriminator
 from gankit.models.refiner import build_refiner
 from gankit.objectives import build_objective
+from gankit.regularizers import RegularizerContext
 from gankit.training.fast import FastMode
+from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 
 class HistoryBuffer(ImageStore):
@@ -122,21 +128,27 @@ class SimGANMethod(Method):
         self.k_g, self.k_d = opts["refiner_updates"], opts["discriminator_updates"]
         self.pre_r, self.pre_d = opts["pretrain_refiner"], opts["pretrain_discriminator"]
         self.fast = fast = FastMode.for_recipe(cfg, device)
+        self.objective = build_objective(cfg.objective)
+        self.tricks = tricks = build_tricks(cfg, self.objective)
         shape = data.shape_a
         R = build_refiner(cfg.generator, shape)
         source = data.images("a")[0]
         bank = sampler_bank(source[torch.arange(BANK) % len(source)])
-        self.generator = fast.prepare(TranslationSampler(R, bank).to(device))
-        self.discriminator = fast.prepare(build_discriminator(cfg.discriminator, shape).to(device))
+        sampler = wrap_generator(tricks, TranslationSampler(R, bank), cfg)
+        self.generator = fast.prepare(sampler.to(device))
+        D = wrap_discriminator(tricks, build_discriminator(cfg.discriminator, shape), cfg)
+        self.discriminator = fast.prepare(D.to(device))
         fused = fast.fused_optimizer
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         self.opt_d = build_optimizer(
             self.discriminator.parameters(), cfg.optim.discriminator, fused
         )
-        objective = build_objective(cfg.objective)
-        self.d_loss_fn, self.g_adv_fn = objective.d_loss, objective.g_loss
+        self.g_player = Player("generator", self.generator, self.opt_g, fast)
+        d_player = Player("discriminator", self.discriminator, self.opt_d, fast)
+        self.critic = Critic(cfg, self.objective, tricks, self.discriminator, d_player, fast)
         self.buffer = HistoryBuffer(opts["buffer_size"], cfg.seed + 13)
         self.batch_size = cfg.schedule.batch_size
+        self.critic.attach(self)
 
     @classmethod
     def build_sampler(cls, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
@@ -149,11 +161,16 @@ class SimGANMethod(Method):
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
     def extra_state(self) -> dict:
-        return {"fast": self.fast.state_dict(), "buffer": self.buffer.state_dict()}
+        return {
+            "fast": self.fast.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "tricks": self.critic.state_dict(),
+        }
 
     def load_extra_state(self, state: dict) -> None:
         self.fast.load_state_dict(state.get("fast", {}))
         self.buffer.load_state_dict(state["buffer"], self.device)
+        self.critic.load_state_dict(state.get("tricks", {}), self.device)
 
     def phase(self, step: int) -> int:
         """0: refiner pre-training, 1: discriminator pre-training, 2: adversarial training."""
@@ -161,50 +178,55 @@ class SimGANMethod(Method):
             return 0
         return 1 if step < self.pre_r + self.pre_d else 2
 
-    _update = update_player
-
-    def refiner_step(self, adversarial: bool, logs: dict) -> None:
-        R, D, fast = self.generator.net, self.discriminator, self.fast
+    def refiner_step(self, adversarial: bool, step: int, logs: dict) -> None:
+        R, D, fast, critic = self.generator.net, self.discriminator, self.fast, self.critic
         x, _ = self.data.batch_a(self.batch_size)
-        D.requires_grad_(False)  # R's step needs gradients through D, not for D's weights
-        try:
+        real = None
+        if adversarial and critic.has_generator_terms:
+            real = critic.perturb(self.data.batch_b(self.batch_size)[0], step)
+        with critic.frozen():  # R's step needs gradients through D, not for D's weights
             with fast.autocast():
                 refined = R(x)
                 reg = l1(refined, x)
                 if adversarial:
-                    adv = self.g_adv_fn(D(refined).float())
+                    seen = critic.perturb(refined, step)
+                    adv = critic.g_loss(D(seen).float())
                 else:
                     adv = torch.zeros((), device=x.device)
                 loss = adv + self.lam * reg
-            self._update(loss, "generator", logs)
-        finally:
-            D.requires_grad_(True)
+                if adversarial:
+                    loss = critic.g_terms(loss, logs, RegularizerContext(D, real, seen, step))
+            self.g_player.update(loss, logs, self.collect_stats)
+            if adversarial:
+                critic.after_generator_step()
         logs.update(g_loss=loss.detach(), adv=adv.detach(), self_reg=reg.detach())
 
-    def discriminator_step(self, logs: dict) -> None:
-        R, D, fast = self.generator.net, self.discriminator, self.fast
+    def discriminator_step(self, step: int, logs: dict) -> None:
+        R, D, fast, critic = self.generator.net, self.discriminator, self.fast, self.critic
         x, _ = self.data.batch_a(self.batch_size)
         y, _ = self.data.batch_b(self.batch_size)
         with fast.autocast():
             with torch.no_grad():
                 refined = R(x)
-            fake = discriminator_fakes(refined, self.buffer)
-            d_loss = self.d_loss_fn(D(y).float(), D(fake).float())
-        self._update(d_loss, "discriminator", logs)
+            fake = critic.perturb(discriminator_fakes(refined, self.buffer), step)
+            y = critic.perturb(y, step)
+            d_loss = critic.d_loss(D(y).float(), D(fake).float())
+            d_loss = critic.d_terms(d_loss, logs, RegularizerContext(D, y, fake, step))
+        critic.step(d_loss, logs, self.collect_stats)
         logs["d_loss"] = d_loss.detach()
 
     def train_step(self, step: int) -> dict[str, Tensor]:
         phase = self.phase(step)
         logs: dict[str, Tensor] = {}
         if phase == 0:
-            self.refiner_step(False, logs)
+            self.refiner_step(False, step, logs)
         elif phase == 1:
-            self.discriminator_step(logs)
+            self.discriminator_step(step, logs)
         else:
             for _ in range(self.k_g):
-                self.refiner_step(True, logs)
+                self.refiner_step(True, step, logs)
             for _ in range(self.k_d):
-                self.discriminator_step(logs)
+                self.discriminator_step(step, logs)
         zero = torch.zeros((), device=self.device)
         for key in ("d_loss", "g_loss", "adv", "self_reg"):
             logs.setdefault(key, zero)
@@ -249,6 +271,10 @@ def simgan_options(
             "data.name: method 'simgan' needs synthetic (A) and real (B) domains, e.g. "
             f"{{name: rendered_digits}}, got {cfg.data['name']!r}"
         )
-    no_tricks_or_regularizers(cfg, "simgan")
+    if any(t["name"] == "virtual_batch_norm" for t in cfg.tricks):
+        raise ConfigError(
+            "tricks: virtual_batch_norm does not apply to method 'simgan': its refiner "
+            "translates images and has no latent noise to draw a reference batch from"
+        )
     one_critic_step(cfg, "simgan")
     no_compile(cfg, "simgan")

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from gankit.errors import ConfigError
 from gankit.methods.base import build_optimizer
 from gankit.methods.critic import Critic
-from gankit.methods.player import Player, grad_norm
+from gankit.methods.player import Player
 from gankit.training.lr_decay import linear_decay_factor
 
 BANK = 64  # source images in the sampler's bank
@@ -209,16 +209,3 @@ class ImageStore:
             return
         self.images = saved.new_zeros((self.size, *saved.shape[1:])).to(device)
         self.images[: self.count] = saved.to(device)
-
-
-def update_player(method, loss: Tensor, player: str, logs: dict) -> None:
-    """One optimizer step of `player` ("generator" or "discriminator") of an image-to-image
-    method on `loss`, through its FastMode (loss scaling), with the player's gradient norm
-    logged on the trainer's log steps. Used as the methods' `_update`."""
-    module, opt, fast = method.modules()[player], method.optimizers()[player], method.fast
-    opt.zero_grad(set_to_none=True)
-    fast.backward(loss)
-    if method.collect_stats:
-        fast.unscale(opt)
-        logs[f"grad_norm/{player}"] = grad_norm(module)
-    fast.step(opt)
