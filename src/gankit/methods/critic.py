@@ -27,7 +27,6 @@ at given labels), for the penalties; `tag` names a second discriminator in the l
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import torch
@@ -222,12 +221,3 @@ def to_device(state, device: torch.device):
     if isinstance(state, list):
         return [to_device(v, device) for v in state]
     return state
-
-
-@contextlib.contextmanager
-def all_frozen(critics: list[Critic]):
-    """Every critic's D frozen at once (a generator judged by several discriminators)."""
-    with contextlib.ExitStack() as stack:
-        for critic in critics:
-            stack.enter_context(critic.frozen())
-        yield
