@@ -43,6 +43,11 @@ METHODS = {
     "gan": ("ring8", SMALL_MLP),
     "pacgan": ("ring8-pacgan4", SMALL_MLP),
     "cgan": ("cgan-digits", {**CONDITIONAL, "method_options.embed_dim": 4}),
+    "madgan": ("ring8-madgan", {**SMALL_MLP, "method_options.k": 2}),
+    "madgan-sim": (
+        "ring8-madgan",
+        {**SMALL_MLP, "method_options": {"k": 2, "variant": "sim"}},
+    ),
     "pix2pix": ("pix2pix-digits-edges", {**TRANSLATION, "generator.depth": 2}),
     "composite": ("composite-digits-unwarp", {**TRANSLATION, "generator.depth": 2}),
     "cyclegan": (
@@ -98,8 +103,13 @@ REGULARIZERS = {
 
 # (method, part) -> a phrase of the one-line reason it is refused
 PATCH = "scores something else (e.g. a map of patches)"
+OWN_LOSS = "trains D with its own loss"
 NO_NOISE = "has no latent noise"
 REFUSED = {
+    ("madgan", "label_smoothing"): OWN_LOSS,
+    ("madgan-sim", "label_smoothing"): OWN_LOSS,
+    ("madgan", "virtual_batch_norm"): "not supported under method 'madgan'",
+    ("madgan-sim", "virtual_batch_norm"): "not supported under method 'madgan'",
     **{
         (m, t): reason
         for m in ("pix2pix", "composite", "cyclegan", "simgan")
@@ -194,7 +204,7 @@ def test_generator_with_spectral_norm_is_rebuilt_for_sampling(tmp_path, fast_ove
     assert trained.shape[0] == 4 and torch.isfinite(trained).all()
 
 
-@pytest.mark.parametrize("preset", ["ring8-madgan", "ring8-unrolled", "ring8-began"])
+@pytest.mark.parametrize("preset", ["lapgan-digits", "ring8-unrolled", "ring8-began"])
 def test_methods_without_a_critic_refuse_parts_in_one_line(tmp_path, fast_overrides, preset):
     over = {**fast_overrides, "regularizers": [{"name": "r1"}]}
     with pytest.raises(ConfigError) as info:

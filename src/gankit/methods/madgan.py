@@ -56,20 +56,25 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.critic import Critic
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
+    own_discriminator_loss,
     scoring_discriminator,
 )
+from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.models.dcgan import DCGANGenerator
 from gankit.models.mlp import MLPGenerator
+from gankit.objectives import build_objective
+from gankit.regularizers import RegularizerContext
 from gankit.training.fast import FastMode
+from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 
 # -- the k generators -----------------------------------------------------------------------
@@ -152,11 +157,15 @@ def with_outputs(D: nn.Module, n: int) -> nn.Module:
 
 class RealLogit(nn.Module):
     """A k+1-class discriminator read as a real-vs-fake score: the logit of D_{k+1}(x),
-    l_{k+1} - log sum_{j <= k} exp l_j (for plots of D's decision surface)."""
+    l_{k+1} - log sum_{j <= k} exp l_j (for plots of D's decision surface, and the score the
+    penalties take the gradient of)."""
 
     def __init__(self, D: nn.Module, k: int):
         super().__init__()
         self.D, self.k = D, k
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.D.features(x)
 
     def forward(self, x: Tensor) -> Tensor:
         logits = self.D(x).float()
@@ -226,28 +235,52 @@ def sim_penalty(probs: list[Tensor], features: list[Tensor]) -> list[Tensor]:
 
 # -- the method ---------------------------------------------------------------------------------
 class MADGANMethod(Players):
+    """Tricks and penalties attach to the one D (methods/critic.py): every generator's batch
+    is perturbed and judged as D sees it; the penalties take the real-vs-fake score (the
+    real class's logit against the others for `identify`) on the real batch and a batch of the
+    mixture (sample j from generator j mod k); the generators' terms see all k batches."""
+
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         Method.__init__(self, cfg, data, device)
         opts = method_options(cfg)
         self.k, self.variant = opts["k"], opts["variant"]
         self.generator_loss, self.sim_weight = opts["generator_loss"], opts["sim_weight"]
         self.fast = fast = FastMode.for_recipe(cfg, device)
+        self.objective = build_objective(cfg.objective)
+        self.tricks = tricks = build_tricks(cfg, self.objective)
         fused = fast.fused_optimizer
         shape = tuple(data.shape)
         G = build_mixture(cfg, shape, self.k, opts["shared_trunk"])
-        self.generator = fast.prepare(G.to(device))
+        self.generator = fast.prepare(wrap_generator(tricks, G, cfg).to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         D = build_discriminator(cfg.discriminator, shape)
         if self.variant == "identify":
             D = with_outputs(D, self.k + 1)
+        D = wrap_discriminator(tricks, D, cfg)
         self.discriminator = fast.prepare(D.to(device))
         self.opt_d = build_optimizer(
             self.discriminator.parameters(), cfg.optim.discriminator, fused
+        )
+        self.g_player = Player("generator", self.generator, self.opt_g, fast)
+        d_player = Player("discriminator", self.discriminator, self.opt_d, fast)
+        self.critic = Critic(cfg, self.objective, tricks, self.discriminator, d_player, fast)
+        self.score = (
+            RealLogit(self.discriminator, self.k)
+            if self.variant == "identify"
+            else self.discriminator
         )
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
         )
         self.batch_size = cfg.schedule.batch_size
+        self.critic.attach(self)
+
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "tricks": self.critic.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        self.critic.load_state_dict(state.get("tricks", {}), self.device)
 
     @staticmethod
     def build_sampler(cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
@@ -273,13 +306,15 @@ class MADGANMethod(Players):
         return torch.sigmoid(logits.float())
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, fast, k = self.generator, self.discriminator, self.fast, self.k
+        G, D, fast, k, critic = self.generator, self.discriminator, self.fast, self.k, self.critic
         real, _ = self.data.batch(self.batch_size)
+        real = critic.perturb(real, step)
         logs: dict[str, Tensor] = {}
         with fast.autocast():
             fakes = G.outputs(self.noise(self.batch_size))  # kept for the generator step
+            seen = [critic.perturb(f.detach(), step) for f in fakes]
             d_real = D(real).float()
-            d_fakes = [D(f.detach()).float() for f in fakes]
+            d_fakes = [D(f).float() for f in seen]
             if self.variant == "identify":
                 d_loss = madgan_d_loss(d_real, d_fakes)
             else:
@@ -289,9 +324,13 @@ class MADGANMethod(Players):
                         d_loss
                         + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)) / k
                     )
-        self.update(d_loss, "discriminator", logs)
+            if critic.d_regularizers or critic.tricks:
+                ctx = RegularizerContext(self.score, real, mixture_batch(seen), step)
+                d_loss = critic.d_terms(d_loss, logs, ctx)
+        critic.step(d_loss, logs, self.collect_stats)
 
-        with fast.autocast():
+        with critic.frozen(), fast.autocast():
+            fakes = [critic.perturb(f, step) for f in fakes]
             if self.variant == "identify":
                 g_loss = madgan_g_loss([D(f).float() for f in fakes], self.generator_loss)
             else:
@@ -302,7 +341,11 @@ class MADGANMethod(Players):
                 sim = torch.stack([p.mean() for p in penalty]).sum()
                 g_loss = g_loss + self.sim_weight * sim
                 logs["sim"] = sim.detach()
-        self.update(g_loss, "generator", logs)
+            if critic.has_generator_terms:
+                ctx = RegularizerContext(self.score, real, torch.cat(fakes), step)
+                g_loss = critic.g_terms(g_loss, logs, ctx)
+        self.g_player.update(g_loss, logs, self.collect_stats)
+        critic.after_generator_step()
         p_fake = torch.cat([self._p_real(d.detach()) for d in d_fakes]).mean()
         logs.update(
             d_loss=d_loss.detach(),
@@ -311,6 +354,14 @@ class MADGANMethod(Players):
             p_fake=p_fake,
         )
         return logs
+
+
+def mixture_batch(fakes: list[Tensor]) -> Tensor:
+    """n samples of the k-generator mixture from k batches of n: sample j of generator j mod k."""
+    stacked = torch.stack(fakes)  # (k, n, ...)
+    n = stacked.shape[1]
+    index = torch.arange(n, device=stacked.device)
+    return stacked[index % len(fakes), index]
 
 
 @METHOD_OPTIONS.register("madgan")
@@ -332,9 +383,15 @@ def madgan_options(
     if variant == "sim" and k < 2:
         raise ConfigError("method_options.k: variant sim compares generators; use k >= 2")
     scoring_discriminator(cfg, "madgan")
-    no_tricks_or_regularizers(cfg, "madgan")
+    own_discriminator_loss(cfg, "madgan", "a (k + 1)-way cross-entropy" if variant == "identify"
+                           else "cross-entropy toward fixed targets")  # fmt: skip
     one_critic_step(cfg, "madgan")
     no_compile(cfg, "madgan")
+    if any(t["name"] == "virtual_batch_norm" for t in cfg.tricks):
+        raise ConfigError(
+            "tricks: virtual_batch_norm is not supported under method 'madgan' yet: the "
+            "mixture calls its k generators itself, past the trick's reference batch"
+        )
     if cfg.generator["name"] not in ("mlp", "dcgan") and shared_trunk:
         raise ConfigError(
             f"method_options.shared_trunk: supported for the mlp and dcgan generators, not "

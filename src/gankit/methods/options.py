@@ -65,7 +65,7 @@ def in_range(value, low, high, key: str) -> None:
 
 
 # the methods whose discriminators carry tricks and penalties (methods/critic.py)
-WITH_CRITIC = "gan, pacgan, cgan, acgan, pix2pix, composite, cyclegan, simgan"
+WITH_CRITIC = "gan, pacgan, cgan, acgan, pix2pix, composite, cyclegan, simgan, madgan"
 
 
 def no_tricks_or_regularizers(cfg, method: str) -> None:
@@ -81,6 +81,23 @@ def no_tricks_or_regularizers(cfg, method: str) -> None:
         raise ConfigError(
             f"regularizers: method {method!r} does not run regularizers ({names}) yet; remove "
             f"them or use a method that does ({WITH_CRITIC})"
+        )
+
+
+def own_discriminator_loss(cfg, method: str, loss: str) -> None:
+    """For a method that trains D with its own loss instead of the recipe objective's: the
+    parts that change or add to the objective's loss have nothing to act on."""
+    for trick in cfg.tricks:
+        if trick["name"] == "label_smoothing":
+            raise ConfigError(
+                f"tricks: label_smoothing changes the objective's real target, but method "
+                f"{method!r} trains D with its own loss ({loss}); remove it"
+            )
+    if cfg.objective["name"] in ("wasserstein", "wgan_gp"):
+        raise ConfigError(
+            f"objective.name: method {method!r} trains D with its own loss ({loss}), so "
+            f"{cfg.objective['name']}'s clipping or penalty would act on a D it does not "
+            "describe; use non_saturating, and add a penalty under regularizers if wanted"
         )
 
 

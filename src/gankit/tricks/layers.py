@@ -32,7 +32,7 @@ class MinibatchFeatureDiscriminator(nn.Module):
         self.inner = inner
         self.layer = layer
         self.feature_dim = out_features
-        old, new = inner.out, nn.Linear(out_features, 1)
+        old, new = inner.out, nn.Linear(out_features, inner.out.out_features)
         with torch.no_grad():  # start as the same D: zero weight on the batch statistics
             new.weight.zero_()
             new.weight[:, : old.in_features] = old.weight
