@@ -3,10 +3,12 @@ functional optimizer rules against torch's optimizers."""
 
 import pytest
 import torch
+from state_equality import final_state
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+import gankit
 from gankit.errors import ConfigError
 from gankit.methods.unrolled import FunctionalOptimizer, unroll
 
@@ -169,3 +171,37 @@ def test_unsupported_optimizer_is_refused():
         FunctionalOptimizer.check(torch.optim.Adam(net.parameters(), amsgrad=True))
     with pytest.raises(ConfigError, match="Adam, SGD and RMSprop"):
         FunctionalOptimizer.check(torch.optim.Adagrad(net.parameters()))
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"regularizers": [{"name": "r1", "weight": 5.0}]},
+        {"tricks": [{"name": "label_smoothing", "real": 0.5}]},
+    ],
+    ids=["r1", "label_smoothing"],
+)
+def test_parts_act_inside_the_unrolled_steps(tmp_path, fast_overrides, part):
+    """G's first update depends on D only through the unrolled copies (D's own step comes
+    after it), so a part that changes G's first update acted inside the unrolled steps."""
+    base = {
+        **fast_overrides,
+        "generator.hidden": 16,
+        "generator.depth": 2,
+        "discriminator.hidden": 16,
+        "discriminator.depth": 2,
+        "schedule.batch_size": 16,
+        "schedule.steps": 1,
+        "method_options.unroll_steps": 3,
+    }
+    plain = gankit.train("ring8-unrolled", base, out=tmp_path / "plain")
+    with_part = gankit.train("ring8-unrolled", {**base, **part}, out=tmp_path / "part")
+    g_plain = final_state(plain)["modules"]["generator"]
+    g_part = final_state(with_part)["modules"]["generator"]
+    assert any(not torch.equal(v, g_part[k]) for k, v in g_plain.items())
+    # and with no unrolled steps, G's first update does not see the part at all
+    flat = {**base, "method_options.unroll_steps": 0}
+    a = gankit.train("ring8-unrolled", flat, out=tmp_path / "flat")
+    b = gankit.train("ring8-unrolled", {**flat, **part}, out=tmp_path / "flat-part")
+    ga, gb = final_state(a)["modules"]["generator"], final_state(b)["modules"]["generator"]
+    assert all(torch.equal(v, gb[k]) for k, v in ga.items())

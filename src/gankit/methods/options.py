@@ -65,7 +65,7 @@ def in_range(value, low, high, key: str) -> None:
 
 
 # the methods whose discriminators carry tricks and penalties (methods/critic.py)
-WITH_CRITIC = "gan, pacgan, cgan, acgan, pix2pix, composite, cyclegan, simgan, madgan"
+WITH_CRITIC = "gan, pacgan, unrolled, cgan, acgan, pix2pix, composite, cyclegan, simgan, madgan"
 
 
 def no_tricks_or_regularizers(cfg, method: str) -> None:

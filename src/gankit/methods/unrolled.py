@@ -18,8 +18,15 @@ The real discriminator takes one ordinary step, from the same parameters the unr
 from and on the same batch (the paper's simultaneous update: G's update uses f_K(theta_G,
 theta_D), D's update uses f(theta_G, theta_D)). The unrolled copy uses copies of D's buffers, so
 its passes leave D's BatchNorm statistics alone. Everything runs in fp32 (fast mode's autocast is
-not applied; fused optimizers and channels_last are). No tricks or regularizers, and no
-objective that implies one (wgan_gp): they would have to be unrolled too.
+not applied; fused optimizers and channels_last are).
+
+Tricks and penalties (methods/critic.py) act inside the unrolled steps too: the step's real and
+fake batch are perturbed once (instance noise) and used by the unrolled steps and D's own step;
+each unrolled step's loss is the critic's (label smoothing) plus its penalties (R1, WGAN-GP, ...,
+also the objective's own), taken on the unrolled parameters; G's terms (feature matching,
+pull-away) look at the unrolled D. Historical averaging acts on D's own steps only: its pull
+is on D's parameters, not on the unrolled copies. Spectral norm and the minimax layers are
+part of D, so the unrolled copies have them.
 
 generator_loss "minus_d_loss" uses -d_loss(D(x; theta_D^k), D(G(z); theta_D^k)) instead, the
 surrogate of the paper's reference code (with the minimax objective, -f_K exactly).
@@ -43,12 +50,10 @@ from gankit.methods.options import (
     at_least,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
     scoring_discriminator,
 )
-from gankit.methods.player import grad_norm
-from gankit.objectives import build_objective
+from gankit.regularizers import RegularizerContext
 
 Params = dict[str, Tensor]
 
@@ -193,6 +198,33 @@ def unroll(
     return params, buffers
 
 
+class FunctionalView(nn.Module):
+    """D evaluated with given parameters and buffers (torch.func.functional_call): forward and
+    `features`, for the critic's penalties and G's terms on the unrolled discriminator."""
+
+    def __init__(self, D: nn.Module, params: Params, buffers: Params):
+        super().__init__()
+        self.call = _MethodCall(D)
+        self.state = {f"module.{k}": v for k, v in {**params, **buffers}.items()}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return functional_call(self.call, self.state, (x,), {"method": "forward"})
+
+    def features(self, x: Tensor) -> Tensor:
+        return functional_call(self.call, self.state, (x,), {"method": "features"})
+
+
+class _MethodCall(nn.Module):
+    """forward(x, method) = module.method(x): functional_call reaches methods besides forward."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor, method: str) -> Tensor:
+        return getattr(self.module, method)(x)
+
+
 class UnrolledGANMethod(GANMethod):
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         super().__init__(cfg, data, device)
@@ -202,54 +234,57 @@ class UnrolledGANMethod(GANMethod):
         self.generator_loss = opts["generator_loss"]
         FunctionalOptimizer.check(self.opt_d)
 
-    def unrolled_discriminator(self, real: Tensor, fake: Tensor) -> tuple[Params, Params]:
+    def unrolled_discriminator(
+        self, real: Tensor, fake: Tensor, step: int
+    ) -> tuple[Params, Params]:
         """D's parameters and buffers after unroll_steps steps on this batch."""
-        D, objective = self.discriminator, self.objective
+        D, critic = self.discriminator, self.critic
         target = fake if self.second_order else fake.detach()
+        terms = critic.d_regularizers or critic.tricks
 
         def d_loss(params: Params, buffers: Params) -> Tensor:
             d_real = functional_call(D, (params, buffers), (real,))
             d_fake = functional_call(D, (params, buffers), (target,))
-            return objective.d_loss(d_real, d_fake)
+            loss = critic.d_loss(d_real, d_fake)
+            if terms:
+                ctx = RegularizerContext(FunctionalView(D, params, buffers), real, target, step)
+                loss = critic.d_terms(loss, {}, ctx)
+            return loss
 
-        clip = objective.weight_clip
+        clip = self.objective.weight_clip
         return unroll(D, self.opt_d, d_loss, self.unroll_steps, self.second_order, clip)
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, objective = self.generator, self.discriminator, self.objective
+        G, D, objective, critic = self.generator, self.discriminator, self.objective, self.critic
         real, _ = self.data.batch(self.batch_size)
-        fake = G(self.noise(self.batch_size))
+        real = critic.perturb(real, step)
+        fake = critic.perturb(G(self.noise(self.batch_size)), step)
         logs: dict[str, Tensor] = {}
 
         # generator: its loss against D unrolled from D's current parameters and optimizer state
-        params, buffers = self.unrolled_discriminator(real, fake)
+        params, buffers = self.unrolled_discriminator(real, fake, step)
 
         def unrolled(x: Tensor) -> Tensor:
             return functional_call(D, (params, buffers), (x,))
 
-        if self.generator_loss == "objective":
-            g_loss = objective.g_loss(unrolled(fake))
-        else:
-            g_loss = -objective.d_loss(unrolled(real), unrolled(fake))
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward(inputs=list(G.parameters()))
-        if self.collect_stats:
-            logs["grad_norm/generator"] = grad_norm(G)
+        with critic.frozen():
+            if self.generator_loss == "objective":
+                g_loss = critic.g_loss(unrolled(fake))
+            else:
+                g_loss = -objective.d_loss(unrolled(real), unrolled(fake))
+            if critic.has_generator_terms:
+                ctx = RegularizerContext(FunctionalView(D, params, buffers), real, fake, step)
+                g_loss = critic.g_terms(g_loss, logs, ctx)
+            self.g_player.update(g_loss, logs, self.collect_stats)
+            critic.after_generator_step()
 
         # discriminator: one ordinary step from the same parameters, on the same batch
         d_real, d_fake = D(real), D(fake.detach())
-        d_loss = objective.d_loss(d_real, d_fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        d_loss = critic.d_loss(d_real, d_fake)
+        d_loss = critic.d_terms(d_loss, logs, RegularizerContext(D, real, fake.detach(), step))
         if self.collect_stats:
-            logs["grad_norm/discriminator"] = grad_norm(D)
             logs["d_separation"] = separation(d_real.detach(), d_fake.detach())
-        self.opt_g.step()
-        self.opt_d.step()
-        if objective.weight_clip is not None:
-            with torch.no_grad():
-                for p in D.parameters():
-                    p.clamp_(-objective.weight_clip, objective.weight_clip)
+        critic.step(d_loss, logs, self.collect_stats)
 
         logs.update(d_loss=d_loss.detach(), g_loss=g_loss.detach())
         logs.update(d_real=d_real.detach().mean(), d_fake=d_fake.detach().mean())
@@ -271,12 +306,5 @@ def unrolled_options(
     generator_loss: objective (the objective's G loss at the unrolled D) or minus_d_loss."""
     at_least(unroll_steps, 0, "unroll_steps")
     scoring_discriminator(cfg, "unrolled")
-    no_tricks_or_regularizers(cfg, "unrolled")
     one_critic_step(cfg, "unrolled")
     no_compile(cfg, "unrolled")
-    if build_objective(cfg.objective).regularizers:
-        raise ConfigError(
-            f"objective.name: {cfg.objective['name']} adds a penalty to the discriminator's "
-            "loss, which the unrolled steps do not differentiate; use wasserstein (clipping), "
-            "non_saturating, minimax, least_squares or hinge"
-        )
