@@ -99,7 +99,8 @@ class ProjectionDiscriminator(nn.Module):
         self.embed = nn.Embedding(num_classes, D.feature_dim)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
-    def features(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """phi(x), which does not depend on the labels."""
         return self.D.features(x)
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
@@ -196,7 +197,7 @@ class ConditionalMethod(Players):
         return ProjectionDiscriminator(D, K)
 
     def score_view(self, labels: Tensor) -> nn.Module:
-        return ScoreOf(self.discriminator, labels=labels)
+        return ScoreOf(self.discriminator, condition=labels)
 
     def fake_labels(self, n: int) -> Tensor:
         return torch.randint(

@@ -193,22 +193,23 @@ class Pairing:
 
 class ScoreOf(nn.Module):
     """x -> the real/fake score of a discriminator whose forward returns more (ACGAN's
-    (source logit, class logits): `index` 0) or needs more (a conditional D: `labels`), for the
-    penalties and tricks that call D on inputs of their own. `features` is D's."""
+    (source logit, class logits): `index` 0) or needs more (a second input, `condition`: a
+    conditional D's labels, a LAPGAN level's coarser image), for the penalties and tricks that
+    call D on inputs of their own. `features` is D's (with the same condition)."""
 
-    def __init__(self, discriminator: nn.Module, labels: Tensor | None = None, index=None):
+    def __init__(self, discriminator: nn.Module, condition: Tensor | None = None, index=None):
         super().__init__()
         self.discriminator = discriminator
-        self.labels, self.index = labels, index
+        self.condition, self.index = condition, index
+
+    def _inputs(self, x: Tensor) -> tuple:
+        return (x,) if self.condition is None else (x, self.condition)
 
     def features(self, x: Tensor) -> Tensor:
-        return self.discriminator.features(x)
+        return self.discriminator.features(*self._inputs(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.labels is not None:
-            out = self.discriminator(x, self.labels)
-        else:
-            out = self.discriminator(x)
+        out = self.discriminator(*self._inputs(x))
         return out if self.index is None else out[self.index]
 
 

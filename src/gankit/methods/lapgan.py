@@ -49,20 +49,23 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.critic import Critic, Pairing, ScoreOf
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
     scoring_discriminator,
 )
+from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.pyramid import auto_levels, downsample, pyramid_sizes, upsample
+from gankit.regularizers import RegularizerContext
 from gankit.training.fast import FastMode
+from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 
 class LevelGenerator(nn.Module):
@@ -100,9 +103,11 @@ class LevelDiscriminator(nn.Module):
         self.feature_dim = 2 * width * (side // 2) ** 2
         self.out = nn.Linear(self.feature_dim, 1)
 
+    def features(self, residual: Tensor, coarse_up: Tensor) -> Tensor:
+        return self.body(torch.cat([coarse_up + residual, coarse_up], dim=1))
+
     def forward(self, residual: Tensor, coarse_up: Tensor) -> Tensor:
-        x = torch.cat([coarse_up + residual, coarse_up], dim=1)
-        return self.out(self.body(x)).squeeze(1)
+        return self.out(self.features(residual, coarse_up)).squeeze(1)
 
 
 class LapGANGenerator(nn.Module):
@@ -180,6 +185,11 @@ def build_lapgan_generator(cfg: RunConfig, shape: tuple[int, ...]) -> LapGANGene
 
 
 class LapGANMethod(Players):
+    """Tricks and penalties attach to every level's discriminator (methods/critic.py), each
+    with its own instance and paired with that level's generator; a level's penalties take
+    its D at the coarser image of the batch (real and generated residuals share it); logs
+    carry /level{k}."""
+
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         Method.__init__(self, cfg, data, device)
         opts = method_options(cfg)
@@ -190,18 +200,39 @@ class LapGANMethod(Players):
         self.objective = build_objective(cfg.objective)
         self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
-        self.generator = fast.prepare(build_lapgan_generator(cfg, shape).to(device))
+        G = build_lapgan_generator(cfg, shape)
         coarse_D = build_discriminator(cfg.discriminator, (shape[0], self.sizes[0], self.sizes[0]))
         level_Ds = [LevelDiscriminator(shape[0], s, opts["level_width"]) for s in self.sizes[1:]]
-        self.discriminator = fast.prepare(nn.ModuleList([coarse_D, *level_Ds]).to(device))
+        tricks = [build_tricks(cfg, self.objective) for _ in self.sizes]
+        G = wrap_generator(tricks[0], G, cfg)  # one generator module: its changes once
+        Ds = [wrap_discriminator(t, D, cfg) for t, D in zip(tricks, [coarse_D, *level_Ds])]
+        self.generator = fast.prepare(G.to(device))
+        self.discriminator = fast.prepare(nn.ModuleList(Ds).to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         self.opt_d = build_optimizer(
             self.discriminator.parameters(), cfg.optim.discriminator, fused
         )
+        self.g_player = Player("generator", self.generator, self.opt_g, fast)
+        self.d_player = Player("discriminator", self.discriminator, self.opt_d, fast)
+        self.critics = []
+        level_generators = [self.generator.coarse, *self.generator.levels]
+        for k, (t, D) in enumerate(zip(tricks, self.discriminator)):
+            critic = Critic(cfg, self.objective, t, D, self.d_player, fast, tag=f"level{k}")
+            critic.attach(Pairing(cfg, device, level_generators[k], D, seed_offset=100 * k))
+            self.critics.append(critic)
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
         )
         self.batch_size = cfg.schedule.batch_size
+
+    def extra_state(self) -> dict:
+        tricks = [c.state_dict() for c in self.critics]
+        return {**super().extra_state(), "tricks": tricks}
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        for critic, saved in zip(self.critics, state.get("tricks", [])):
+            critic.load_state_dict(saved, self.device)
 
     @staticmethod
     def build_sampler(cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
@@ -222,38 +253,55 @@ class LapGANMethod(Players):
             images.append(downsample(images[-1]))
         return images[::-1]
 
+    def score(self, k: int, x: Tensor, cond: Tensor | None) -> Tensor:
+        """Level k's D on x (a level-0 image, or a residual given its coarser image)."""
+        D = self.discriminator[k]
+        return (D(x) if cond is None else D(x, cond)).float()
+
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, fast, obj = self.generator, self.discriminator, self.fast, self.objective
+        G, fast = self.generator, self.fast
         real, _ = self.data.batch(self.batch_size)
         z0, planes = G.split(self.noise(self.batch_size))
         images = self.real_levels(real)
         logs: dict[str, Tensor] = {}
         fakes, conds, reals = {}, {}, {}
+        levels = self.active_levels(step)
         with fast.autocast():
             d_loss = torch.zeros((), device=real.device)
-            for k in self.active_levels(step):
+            for k in levels:
+                critic = self.critics[k]
                 if k == 0:
                     fakes[0], reals[0], conds[0] = G.coarse(z0), images[0], None
-                    d_k = obj.d_loss(D[0](reals[0]).float(), D[0](fakes[0].detach()).float())
                 else:
                     cond = upsample(images[k - 1], self.mode)
                     fakes[k] = G.levels[k - 1](cond, planes[k - 1])
                     reals[k], conds[k] = images[k] - cond, cond
-                    d_k = obj.d_loss(
-                        D[k](reals[k], cond).float(), D[k](fakes[k].detach(), cond).float()
-                    )
+                reals[k] = critic.perturb(reals[k], step)
+                fake = critic.perturb(fakes[k].detach(), step)
+                d_k = critic.d_loss(
+                    self.score(k, reals[k], conds[k]), self.score(k, fake, conds[k])
+                )
+                view = ScoreOf(self.discriminator[k], condition=conds[k])
+                d_k = critic.d_terms(d_k, logs, RegularizerContext(view, reals[k], fake, step))
                 logs[f"d_loss/level{k}"] = d_k.detach()
                 d_loss = d_loss + d_k
-        self.update(d_loss, "discriminator", logs)
+        self.d_player.update(d_loss, logs, self.collect_stats)
+        for k in levels:
+            self.critics[k].after_step()
 
-        with fast.autocast():
+        with self.d_player.frozen(), fast.autocast():
             g_loss = torch.zeros((), device=real.device)
             for k, fake in fakes.items():
-                score = D[0](fake) if k == 0 else D[k](fake, conds[k])
-                g_k = obj.g_loss(score.float())
+                critic = self.critics[k]
+                fake = critic.perturb(fake, step)
+                g_k = critic.g_loss(self.score(k, fake, conds[k]))
+                view = ScoreOf(self.discriminator[k], condition=conds[k])
+                g_k = critic.g_terms(g_k, logs, RegularizerContext(view, reals[k], fake, step))
                 logs[f"g_loss/level{k}"] = g_k.detach()
                 g_loss = g_loss + g_k
-        self.update(g_loss, "generator", logs)
+        self.g_player.update(g_loss, logs, self.collect_stats)
+        for k in fakes:
+            self.critics[k].after_generator_step()
         logs.update(d_loss=d_loss.detach(), g_loss=g_loss.detach())
         return logs
 
@@ -279,12 +327,12 @@ def lapgan_options(
     at_least(noise_channels, 1, "noise_channels")
     at_least(level_width, 1, "level_width")
     scoring_discriminator(cfg, "lapgan")
-    no_tricks_or_regularizers(cfg, "lapgan")
     one_critic_step(cfg, "lapgan")
     no_compile(cfg, "lapgan")
-    objective = build_objective(cfg.objective)
-    if objective.regularizers or objective.weight_clip is not None:
-        raise ConfigError(
-            f"objective.name: method 'lapgan' runs the objective's losses only, not "
-            f"{cfg.objective['name']!r}'s penalty or clipping; use e.g. non_saturating or hinge"
-        )
+    for trick in cfg.tricks:
+        if trick["name"] in ("minibatch_discrimination", "minibatch_stddev", "virtual_batch_norm"):
+            raise ConfigError(
+                f"tricks: {trick['name']} is not supported under method 'lapgan' yet: its "
+                "level networks take the coarser image as a second input, which the trick's "
+                "wrapper does not pass on"
+            )
