@@ -36,8 +36,7 @@ from torch.nn import functional as F
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
-from gankit.methods.base import Method, Noise, build_optimizer
-from gankit.methods.critic import Critic, ScoreOf
+from gankit.methods.critic import ScoreOf
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -46,13 +45,9 @@ from gankit.methods.options import (
     one_critic_step,
     scoring_discriminator,
 )
-from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
-from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext
-from gankit.training.fast import FastMode
-from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -148,37 +143,24 @@ class ConditionalMethod(Players):
     name = "cgan"
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
-        Method.__init__(self, cfg, data, device)
-        opts = method_options(cfg)
+        self.opts = opts = method_options(cfg)
         if not data.num_classes:
             raise ConfigError(
                 f"data: method {self.name!r} needs a labeled data set (digits, idx, cifar10, "
                 f"a folder with one subfolder per class); {data.name} has no labels"
             )
-        self.num_classes = K = int(data.num_classes)
-        self.objective = build_objective(cfg.objective)
-        self.tricks = build_tricks(cfg, self.objective)
-        self.fast = fast = FastMode.for_recipe(cfg, device)
-        fused = fast.fused_optimizer
-        G = self.build_sampler(cfg, tuple(data.shape), K, opts["embed_dim"])
-        self.generator = fast.prepare(wrap_generator(self.tricks, G, cfg).to(device))
-        D = self.wrap_discriminator(build_discriminator(cfg.discriminator, data.shape), K)
-        D = wrap_discriminator(self.tricks, D, cfg)
-        self.discriminator = fast.prepare(D.to(device))
-        self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
-        self.opt_d = build_optimizer(
-            self.discriminator.parameters(), cfg.optim.discriminator, fused
-        )
-        self.g_player = Player("generator", self.generator, self.opt_g, fast)
-        d_player = Player("discriminator", self.discriminator, self.opt_d, fast)
-        self.critic = Critic(cfg, self.objective, self.tricks, self.discriminator, d_player, fast)
-        self.noise = Noise(
-            cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
-        )
+        self.num_classes = int(data.num_classes)
+        super().__init__(cfg, data, device)
         self.label_gen = torch.Generator(device=device).manual_seed(cfg.seed + 5)
-        self.batch_size = cfg.schedule.batch_size
         self.class_weight = opts.get("class_weight", 1.0)
-        self.critic.attach(self)
+
+    def make_generator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        return self.build_sampler(cfg, shape, self.num_classes, self.opts["embed_dim"])
+
+    def make_discriminator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        return self.wrap_discriminator(
+            build_discriminator(cfg.discriminator, shape), self.num_classes
+        )
 
     @classmethod
     def build_sampler(cls, cfg, shape, num_classes: int | None = None, embed_dim=None):
@@ -205,16 +187,11 @@ class ConditionalMethod(Players):
         )
 
     def extra_state(self) -> dict:
-        return {
-            **super().extra_state(),
-            "labels": self.label_gen.get_state(),
-            "tricks": self.critic.state_dict(),
-        }
+        return {**super().extra_state(), "labels": self.label_gen.get_state()}
 
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)
         self.label_gen.set_state(state["labels"])
-        self.critic.load_state_dict(state.get("tricks", {}), self.device)
 
     # the discriminator's outputs: (real/fake score, class logits or None)
     def judge(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:

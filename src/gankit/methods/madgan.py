@@ -55,8 +55,6 @@ from torch.nn import functional as F
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
-from gankit.methods.base import Method, Noise, build_optimizer
-from gankit.methods.critic import Critic
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -66,15 +64,11 @@ from gankit.methods.options import (
     own_discriminator_loss,
     scoring_discriminator,
 )
-from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.models.dcgan import DCGANGenerator
 from gankit.models.mlp import MLPGenerator
-from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext
-from gankit.training.fast import FastMode
-from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 
 # -- the k generators -----------------------------------------------------------------------
@@ -241,46 +235,22 @@ class MADGANMethod(Players):
     mixture (sample j from generator j mod k); the generators' terms see all k batches."""
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
-        Method.__init__(self, cfg, data, device)
-        opts = method_options(cfg)
+        self.opts = opts = method_options(cfg)
         self.k, self.variant = opts["k"], opts["variant"]
         self.generator_loss, self.sim_weight = opts["generator_loss"], opts["sim_weight"]
-        self.fast = fast = FastMode.for_recipe(cfg, device)
-        self.objective = build_objective(cfg.objective)
-        self.tricks = tricks = build_tricks(cfg, self.objective)
-        fused = fast.fused_optimizer
-        shape = tuple(data.shape)
-        G = build_mixture(cfg, shape, self.k, opts["shared_trunk"])
-        self.generator = fast.prepare(wrap_generator(tricks, G, cfg).to(device))
-        self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
-        D = build_discriminator(cfg.discriminator, shape)
-        if self.variant == "identify":
-            D = with_outputs(D, self.k + 1)
-        D = wrap_discriminator(tricks, D, cfg)
-        self.discriminator = fast.prepare(D.to(device))
-        self.opt_d = build_optimizer(
-            self.discriminator.parameters(), cfg.optim.discriminator, fused
-        )
-        self.g_player = Player("generator", self.generator, self.opt_g, fast)
-        d_player = Player("discriminator", self.discriminator, self.opt_d, fast)
-        self.critic = Critic(cfg, self.objective, tricks, self.discriminator, d_player, fast)
+        super().__init__(cfg, data, device)
         self.score = (
             RealLogit(self.discriminator, self.k)
             if self.variant == "identify"
             else self.discriminator
         )
-        self.noise = Noise(
-            cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
-        )
-        self.batch_size = cfg.schedule.batch_size
-        self.critic.attach(self)
 
-    def extra_state(self) -> dict:
-        return {**super().extra_state(), "tricks": self.critic.state_dict()}
+    def make_generator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        return build_mixture(cfg, shape, self.k, self.opts["shared_trunk"])
 
-    def load_extra_state(self, state: dict) -> None:
-        super().load_extra_state(state)
-        self.critic.load_state_dict(state.get("tricks", {}), self.device)
+    def make_discriminator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        D = build_discriminator(cfg.discriminator, shape)
+        return with_outputs(D, self.k + 1) if self.variant == "identify" else D
 
     @staticmethod
     def build_sampler(cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:

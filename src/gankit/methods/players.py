@@ -1,7 +1,8 @@
-"""The setup the methods with their own losses share (BEGAN, EBGAN, GMMN, MMD-GAN): the
-generator and (unless a method has none) the discriminator built from the recipe, their
-optimizers, the latent noise and fast mode, and the checkpoint state of all of it. Each method
-keeps its own `train_step`."""
+"""The setup the methods with their own losses share (BEGAN, EBGAN, GMMN, MMD-GAN, MRGAN,
+MDGAN, AdaGAN): the generator and (unless a method has none) the discriminator built from the
+recipe with the tricks' changes to them, their optimizers, the discriminator's Critic (its
+objective, tricks and penalties, methods/critic.py), the latent noise and fast mode, and the
+checkpoint state of all of it. Each method keeps its own `train_step`."""
 
 from __future__ import annotations
 
@@ -11,28 +12,50 @@ from torch import Tensor, nn
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.methods.base import Method, Noise, build_optimizer
-from gankit.methods.player import grad_norm
+from gankit.methods.critic import Critic
+from gankit.methods.player import Player
 from gankit.models import build_discriminator, build_generator
+from gankit.objectives import build_objective
 from gankit.training.fast import FastMode
+from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 
 class Players(Method):
     uses_discriminator = True
+    critic: Critic | None = None  # the discriminator's, where the method has one
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         super().__init__(cfg, data, device)
         self.fast = fast = FastMode.for_recipe(cfg, device)
+        self.objective = build_objective(cfg.objective)
+        self.tricks = build_tricks(cfg, self.objective)
         fused = fast.fused_optimizer
-        self.generator = fast.prepare(build_generator(cfg.generator, data.shape).to(device))
+        shape = tuple(data.shape)
+        G = wrap_generator(self.tricks, self.make_generator(cfg, shape), cfg)
+        self.generator = fast.prepare(G.to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
+        self.g_player = Player("generator", self.generator, self.opt_g, fast)
         if self.uses_discriminator:
-            D = build_discriminator(cfg.discriminator, data.shape).to(device)
+            D = wrap_discriminator(self.tricks, self.make_discriminator(cfg, shape), cfg)
+            D = D.to(device)
             self.discriminator = fast.prepare(D)
             self.opt_d = build_optimizer(D.parameters(), cfg.optim.discriminator, fused)
+            player = Player("discriminator", self.discriminator, self.opt_d, fast)
+            self.critic = Critic(cfg, self.objective, self.tricks, self.discriminator, player, fast)
+            self.critic.attach(self)
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
         )
         self.batch_size = cfg.schedule.batch_size
+
+    def make_generator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        """The generator before the tricks' changes (a method's own: MAD-GAN's mixture, a
+        conditional G)."""
+        return build_generator(cfg.generator, shape)
+
+    def make_discriminator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        """The discriminator before the tricks' changes (with a method's own head)."""
+        return build_discriminator(cfg.discriminator, shape)
 
     def modules(self) -> dict[str, nn.Module]:
         if not self.uses_discriminator:
@@ -45,21 +68,19 @@ class Players(Method):
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
     def extra_state(self) -> dict:
-        return {"noise": self.noise.state_dict(), "fast": self.fast.state_dict()}
+        state = {"noise": self.noise.state_dict(), "fast": self.fast.state_dict()}
+        if self.critic is not None:
+            state["tricks"] = self.critic.state_dict()
+        return state
 
     def load_extra_state(self, state: dict) -> None:
         self.noise.load_state_dict(state["noise"])
         self.fast.load_state_dict(state.get("fast", {}))
+        if self.critic is not None:
+            self.critic.load_state_dict(state.get("tricks", {}), self.device)
 
     def update(self, loss: Tensor, player: str, logs: dict[str, Tensor]) -> None:
-        """Backward of `loss` into `player`'s parameters only ("generator" or "discriminator";
-        the other player's gradients are left alone) and one step of its optimizer; its
-        gradient norm is logged on the trainer's log steps."""
+        """One optimizer step of the player named `player` (a key of modules()) on `loss`
+        (methods/player.py)."""
         module, opt = self.modules()[player], self.optimizers()[player]
-        opt.zero_grad(set_to_none=True)
-        scaled = loss if self.fast.scaler is None else self.fast.scaler.scale(loss)
-        scaled.backward(inputs=list(module.parameters()))
-        if self.collect_stats:
-            self.fast.unscale(opt)
-            logs[f"grad_norm/{player}"] = grad_norm(module)
-        self.fast.step(opt)
+        Player(player, module, opt, self.fast).update(loss, logs, self.collect_stats)
