@@ -48,6 +48,8 @@ METHODS = {
         "lapgan-digits",
         {**SMALL_MLP, "method_options.level_width": 4, "generator.latent_dim": 96},
     ),
+    "mrgan": ("ring8-mrgan", SMALL_MLP),
+    "mdgan": ("ring8-mdgan", SMALL_MLP),
     "madgan": ("ring8-madgan", {**SMALL_MLP, "method_options.k": 2}),
     "madgan-sim": (
         "ring8-madgan",
@@ -213,7 +215,7 @@ def test_generator_with_spectral_norm_is_rebuilt_for_sampling(tmp_path, fast_ove
     assert trained.shape[0] == 4 and torch.isfinite(trained).all()
 
 
-@pytest.mark.parametrize("preset", ["ssl-digits", "ring8-mrgan", "ring8-began"])
+@pytest.mark.parametrize("preset", ["ssl-digits", "ring8-gmmn", "ring8-began"])
 def test_methods_without_a_critic_refuse_parts_in_one_line(tmp_path, fast_overrides, preset):
     over = {**fast_overrides, "regularizers": [{"name": "r1"}]}
     with pytest.raises(ConfigError) as info:

@@ -2,6 +2,7 @@
 by hand on tiny linear E, G and D; the encoder models."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,8 +10,10 @@ from torch import nn
 
 from gankit.config import load_recipe
 from gankit.errors import ConfigError
+from gankit.methods.critic import Critic
 from gankit.methods.mrgan import MDGANMethod, MRGANMethod
 from gankit.models import build_encoder
+from gankit.objectives import build_objective
 
 WE = [[0.5, -0.2], [0.3, 0.8]]  # E(x) = WE x
 WG = [[1.1, 0.4], [-0.6, 0.9]]  # G(z) = WG z
@@ -58,10 +61,18 @@ def mean(values):
     return sum(values) / len(values)
 
 
+def critic(D):
+    """D's Critic with the papers' cross-entropy and nothing attached (as the methods build
+    it for a recipe without tricks)."""
+    cfg, fast = SimpleNamespace(regularizers=[]), SimpleNamespace(compile=False)
+    return Critic(cfg, build_objective({"name": "non_saturating"}), [], D, None, fast)
+
+
 def players(cls, lambda1, lambda2):
     m = cls.__new__(cls)  # the loss functions only need the players and the weights
     m.encoder, m.generator, m.discriminator = linear(WE), linear(WG), Score(WD, BD)
     m.discriminator_diffusion = Score(WD2, BD2)
+    m.critic, m.critic_diffusion = critic(m.discriminator), critic(m.discriminator_diffusion)
     m.lambda1, m.lambda2 = lambda1, lambda2
     return m
 

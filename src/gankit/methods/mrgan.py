@@ -38,6 +38,12 @@ so the manifold step fits G∘E to the data and the diffusion step spreads G(z) 
 reaches. Logged: `d_loss`/`g_loss` are the diffusion step's (D_d's and G's), `d_manifold` and
 `g_manifold` the manifold step's, `geometric` the mean d(x, G(E(x))); mrgan logs `geometric`
 and `mode` (the mean -log D(G(E(x)))).
+
+Tricks and penalties attach to the discriminators (methods/critic.py): mrgan's D, and each of
+mdgan's D_m and D_d with its own instance (logs of D_d's carry /diffusion). They see what each
+D scores (instance noise on G(E(x)) too); label smoothing moves each D's "real" target (for D_d
+that is G(E(x'))); G's terms join the loss of the step whose D they belong to, so G's
+historical averaging acts in both of mdgan's G steps.
 """
 
 from __future__ import annotations
@@ -50,28 +56,25 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import build_optimizer
+from gankit.methods.critic import Critic, Pairing
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
     scoring_discriminator,
 )
-from gankit.methods.player import grad_norm
+from gankit.methods.player import Player, grad_norm
 from gankit.methods.players import Players
 from gankit.models import ENCODERS, build_discriminator, build_encoder
+from gankit.regularizers import RegularizerContext
+from gankit.tricks import build_tricks, wrap_discriminator
 
 DEFAULT_ENCODER = {"name": "mlp"}
 
 
 # -- losses (pure functions) --------------------------------------------------------------------
-def gan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """-E log D(real) - E log(1 - D(fake)), from logits."""
-    return F.softplus(-real_logits.float()).mean() + F.softplus(fake_logits.float()).mean()
-
-
 def gan_g_loss(fake_logits: Tensor) -> Tensor:
     """-E log D(fake) (non-saturating), from logits."""
     return F.softplus(-fake_logits.float()).mean()
@@ -165,40 +168,66 @@ class _EncoderMethod(Players):
 
 # -- mrgan ----------------------------------------------------------------------------------------
 class MRGANMethod(_EncoderMethod):
-    def generator_losses(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        """T_G, T_E and their parts for a real batch and a fake batch G(z)."""
+    def generator_losses(
+        self, real: Tensor, fake: Tensor, step: int = 0, logs: dict | None = None
+    ) -> dict[str, Tensor]:
+        """T_G (with D's terms for G), T_E and their parts for a real batch and a fake batch
+        G(z)."""
+        D, critic = self.discriminator, self.critic
         recon = self.generator(self.encoder(real))
         reg, geo, mode = mode_regularizer(
-            real, recon, self.discriminator(recon), self.lambda1, self.lambda2
+            real, recon, D(critic.perturb(recon, step)), self.lambda1, self.lambda2
         )
-        adv = gan_g_loss(self.discriminator(fake))
-        return {"g_loss": adv + reg, "e_loss": reg, "geometric": geo, "mode": mode}
+        seen = critic.perturb(fake, step)
+        g_loss = critic.g_loss(D(seen).float()) + reg
+        ctx = RegularizerContext(D, critic.perturb(real, step), seen, step)
+        g_loss = critic.g_terms(g_loss, {} if logs is None else logs, ctx)
+        return {"g_loss": g_loss, "e_loss": reg, "geometric": geo, "mode": mode}
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, fast = self.generator, self.discriminator, self.fast
+        G, fast, critic = self.generator, self.fast, self.critic
         real, _ = self.data.batch(self.batch_size)
         logs: dict[str, Tensor] = {}
         with fast.autocast():
             fake = G(self.noise(self.batch_size))  # kept for the generator step
-            d_loss = gan_d_loss(D(real), D(fake.detach()))
-        self.update(d_loss, "discriminator", logs)
-        with fast.autocast():
-            losses = self.generator_losses(real, fake)
-        # E's gradient of T_G is its gradient of T_E: one pass for both
-        self.update_players(losses["g_loss"], ("generator", "encoder"), logs)
+            d_loss = critic_loss(critic, real, fake.detach(), step, logs)
+        critic.step(d_loss, logs, self.collect_stats)
+        with critic.frozen():
+            with fast.autocast():
+                losses = self.generator_losses(real, fake, step, logs)
+            # E's gradient of T_G is its gradient of T_E: one pass for both
+            self.update_players(losses["g_loss"], ("generator", "encoder"), logs)
+            critic.after_generator_step()
         logs.update({k: v.detach() for k, v in losses.items()}, d_loss=d_loss.detach())
         return logs
+
+
+def critic_loss(critic: Critic, real: Tensor, fake: Tensor, step: int, logs: dict) -> Tensor:
+    """A critic's D loss on `real` (as real) and `fake` (constants), both perturbed as D sees
+    them, with its penalties: the papers' cross-entropy (the non_saturating objective)."""
+    D = critic.discriminator
+    real, fake = critic.perturb(real, step), critic.perturb(fake, step)
+    loss = critic.d_loss(D(real).float(), D(fake).float())
+    return critic.d_terms(loss, logs, RegularizerContext(D, real, fake, step))
 
 
 # -- mdgan ----------------------------------------------------------------------------------------
 class MDGANMethod(_EncoderMethod):
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         super().__init__(cfg, data, device)
-        D = build_discriminator(cfg.discriminator, tuple(data.shape)).to(device)
-        self.discriminator_diffusion = self.fast.prepare(D)
+        tricks = build_tricks(cfg, self.objective)
+        D = wrap_discriminator(
+            tricks, build_discriminator(cfg.discriminator, tuple(data.shape)), cfg
+        )
+        self.discriminator_diffusion = D = self.fast.prepare(D.to(device))
         self.opt_dd = build_optimizer(
             D.parameters(), cfg.optim.discriminator, self.fast.fused_optimizer
         )
+        player = Player("discriminator_diffusion", D, self.opt_dd, self.fast)
+        self.critic_diffusion = Critic(
+            cfg, self.objective, tricks, D, player, self.fast, tag="diffusion"
+        )
+        self.critic_diffusion.attach(Pairing(cfg, device, self.generator, D, seed_offset=100))
 
     def modules(self) -> dict[str, nn.Module]:
         return {**super().modules(), "discriminator_diffusion": self.discriminator_diffusion}
@@ -206,36 +235,66 @@ class MDGANMethod(_EncoderMethod):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**super().optimizers(), "discriminator_diffusion": self.opt_dd}
 
-    def manifold_d_loss(self, real: Tensor, recon: Tensor) -> Tensor:
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "tricks_diffusion": self.critic_diffusion.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        self.critic_diffusion.load_state_dict(state.get("tricks_diffusion", {}), self.device)
+
+    def manifold_d_loss(
+        self, real: Tensor, recon: Tensor, step: int = 0, logs: dict | None = None
+    ) -> Tensor:
         """D_m's loss: x real, G(E(x)) fake (a constant)."""
-        return gan_d_loss(self.discriminator(real), self.discriminator(recon.detach()))
+        return critic_loss(self.critic, real, recon.detach(), step, {} if logs is None else logs)
 
-    def manifold_g_loss(self, real: Tensor, recon: Tensor) -> tuple[Tensor, Tensor]:
-        """(G∘E's loss lambda1 E d(x, G(E(x))) + lambda2 E -log D_m(G(E(x))), E d(x, G(E(x))))."""
-        geo = geometric(real, recon).mean()
-        return self.lambda1 * geo + self.lambda2 * gan_g_loss(self.discriminator(recon)), geo
-
-    def diffusion_d_loss(self, target: Tensor, fake: Tensor) -> Tensor:
+    def diffusion_d_loss(
+        self, target: Tensor, fake: Tensor, step: int = 0, logs: dict | None = None
+    ) -> Tensor:
         """D_d's loss: G(E(x')) real, G(z) fake (both constants)."""
-        D = self.discriminator_diffusion
-        return gan_d_loss(D(target.detach()), D(fake.detach()))
+        logs = {} if logs is None else logs
+        return critic_loss(self.critic_diffusion, target.detach(), fake.detach(), step, logs)
 
-    def diffusion_g_loss(self, fake: Tensor) -> Tensor:
-        """G's loss in the diffusion step: -E log D_d(G(z))."""
-        return gan_g_loss(self.discriminator_diffusion(fake))
+    def manifold_g_loss(
+        self, real: Tensor, recon: Tensor, step: int = 0, logs: dict | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(G∘E's loss lambda1 E d(x, G(E(x))) + lambda2 E -log D_m(G(E(x))) with D_m's terms,
+        E d(x, G(E(x))))."""
+        D, critic = self.discriminator, self.critic
+        geo = geometric(real, recon).mean()
+        seen = critic.perturb(recon, step)
+        loss = self.lambda1 * geo + self.lambda2 * gan_g_loss(D(seen))
+        ctx = RegularizerContext(D, critic.perturb(real, step), seen, step)
+        return critic.g_terms(loss, {} if logs is None else logs, ctx), geo
+
+    def diffusion_g_loss(
+        self, fake: Tensor, target: Tensor | None = None, step: int = 0, logs: dict | None = None
+    ) -> Tensor:
+        """G's loss in the diffusion step: -E log D_d(G(z)), with D_d's terms (those that
+        look at real data see `target`, D_d's "real" batch G(E(x')))."""
+        D, critic = self.discriminator_diffusion, self.critic_diffusion
+        seen = critic.perturb(fake, step)
+        loss = critic.g_loss(D(seen).float())
+        if not critic.has_generator_terms:
+            return loss
+        ctx = RegularizerContext(D, critic.perturb(target, step), seen, step)
+        return critic.g_terms(loss, {} if logs is None else logs, ctx)
 
     def train_step(self, step: int) -> dict[str, Tensor]:
         G, E, fast = self.generator, self.encoder, self.fast
+        manifold, diffusion = self.critic, self.critic_diffusion
         logs: dict[str, Tensor] = {}
         # manifold step: D_m, then G and E against the updated D_m (same batch)
         real, _ = self.data.batch(self.batch_size)
         with fast.autocast():
             recon = G(E(real))
-            d_manifold = self.manifold_d_loss(real, recon)
-        self.update(d_manifold, "discriminator", logs)
-        with fast.autocast():
-            g_manifold, geo = self.manifold_g_loss(real, recon)
-        self.update_players(g_manifold, ("generator", "encoder"), logs)
+            d_manifold = self.manifold_d_loss(real, recon, step, logs)
+        manifold.step(d_manifold, logs, self.collect_stats)
+        with manifold.frozen():
+            with fast.autocast():
+                g_manifold, geo = self.manifold_g_loss(real, recon, step, logs)
+            self.update_players(g_manifold, ("generator", "encoder"), logs)
+            manifold.after_generator_step()
 
         # diffusion step: D_d, then G against the updated D_d (same batches)
         real, _ = self.data.batch(self.batch_size)
@@ -243,11 +302,13 @@ class MDGANMethod(_EncoderMethod):
             with torch.no_grad():
                 target = G(E(real))
             fake = G(self.noise(self.batch_size))
-            d_loss = self.diffusion_d_loss(target, fake)
-        self.update(d_loss, "discriminator_diffusion", logs)
-        with fast.autocast():
-            g_loss = self.diffusion_g_loss(fake)
-        self.update(g_loss, "generator", logs)
+            d_loss = self.diffusion_d_loss(target, fake, step, logs)
+        diffusion.step(d_loss, logs, self.collect_stats)
+        with diffusion.frozen():
+            with fast.autocast():
+                g_loss = self.diffusion_g_loss(fake, target, step, logs)
+            self.update(g_loss, "generator", logs)
+            diffusion.after_generator_step()
         logs.update(
             d_loss=d_loss.detach(),
             g_loss=g_loss.detach(),
@@ -263,7 +324,6 @@ def _common_checks(cfg, method: str, lambda1: float, lambda2: float, encoder) ->
     at_least(lambda2, 0.0, "lambda2")
     check_encoder(encoder, method)
     scoring_discriminator(cfg, method)
-    no_tricks_or_regularizers(cfg, method)
     one_critic_step(cfg, method)
     no_compile(cfg, method)
     cross_entropy_objective(cfg, method)
