@@ -15,6 +15,7 @@ from gankit.methods.ssl import (
     log_d,
     log_one_minus_d,
     ssl_d_losses,
+    unlabeled_objective,
 )
 from gankit.models import build_discriminator, build_generator
 from gankit.models.ssl import WNLinear
@@ -65,6 +66,15 @@ def test_ssl_losses_against_written_out_formulas():
     unl_expected = -0.5 * naive_d(unl).log().mean() - 0.5 * (1 - naive_d(fake)).log().mean()
     assert loss_lab.item() == pytest.approx(ce.item(), rel=1e-5)
     assert loss_unl.item() == pytest.approx(unl_expected.item(), rel=1e-5)
+    # with a real target t for the unlabeled data (label smoothing):
+    # -1/2 E [t log D(x_u) + (1 - t) log(1 - D(x_u))] - 1/2 E log(1 - D(G(z)))
+    t = 0.8
+    smoothed = lambda s_u, s_f: unlabeled_objective().d_loss_targets(s_u, s_f, t)  # noqa: E731
+    _, got = ssl_d_losses(lab, y, unl, fake, smoothed)
+    d_unl = naive_d(unl)
+    want = -0.5 * (t * d_unl.log() + (1 - t) * (1 - d_unl).log()).mean()
+    want = want - 0.5 * (1 - naive_d(fake)).log().mean()
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_feature_matching_is_the_mean_or_sum_of_squared_differences_of_means():

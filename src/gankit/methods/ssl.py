@@ -33,6 +33,13 @@ Logged: loss_lab, loss_unl, train_err (error on the labeled batch), p_real, p_fa
 norm, optimizer, EMA) trained on the labeled examples alone. The generator and the unlabeled data
 are then not used at all (no generator step; the data-dependent init sees the labeled examples
 only), so a comparison with it measures what the unlabeled data and the GAN add.
+
+Tricks and penalties attach to the classifier (methods/critic.py) through its real/fake logit
+s(x) = lse(l(x)) (log D = s - softplus(s), log(1 - D) = -softplus(s)): loss_unl is the
+`k_plus_one` objective of s (`unlabeled_objective`), so label smoothing moves the unlabeled
+real target; the penalties take the gradient of s; instance noise perturbs every input of the
+classifier. The generator's own loss is feature matching, so the feature_matching trick is
+refused; the supervised-only baseline trains no GAN and takes none.
 """
 
 from __future__ import annotations
@@ -45,20 +52,24 @@ from gankit.config import RunConfig
 from gankit.data.base import DataSource, InMemoryData
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.critic import Critic
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
     in_range,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
     scoring_discriminator,
 )
+from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
+from gankit.objectives import Objective
+from gankit.regularizers import RegularizerContext
 from gankit.training.ema import EMA
 from gankit.training.fast import FastMode
+from gankit.tricks import build_tricks, wrap_discriminator
 from gankit.tricks.feature_matching import feature_matching_loss
 
 
@@ -74,14 +85,59 @@ def log_one_minus_d(logits: Tensor) -> Tensor:
     return -F.softplus(torch.logsumexp(logits.float(), dim=1))
 
 
+def unlabeled_objective() -> Objective:
+    """loss_unl as an objective of the real/fake logit s = lse(l): D's loss
+    -1/2 E log D(x_u) - 1/2 E log(1 - D(G(z))), with log D = s - softplus(s) and
+    log(1 - D) = -softplus(s), and with a real target t (label smoothing)
+    -1/2 E [t log D(x_u) + (1 - t) log(1 - D(x_u))] - 1/2 E log(1 - D(G(z))). G's loss is
+    feature matching, not this objective's."""
+
+    def d_loss(s_unl: Tensor, s_fake: Tensor) -> Tensor:
+        return -0.5 * (s_unl - F.softplus(s_unl)).mean() - 0.5 * (-F.softplus(s_fake)).mean()
+
+    def d_loss_targets(s_unl: Tensor, s_fake: Tensor, t) -> Tensor:
+        real = t * (s_unl - F.softplus(s_unl)) + (1 - t) * -F.softplus(s_unl)
+        return -0.5 * real.mean() - 0.5 * (-F.softplus(s_fake)).mean()
+
+    def g_loss(s_fake: Tensor) -> Tensor:
+        raise NotImplementedError("the ssl generator minimizes feature matching")
+
+    return Objective("k_plus_one", d_loss, g_loss, d_loss_targets)
+
+
+class RealFakeLogit(nn.Module):
+    """The K-way classifier read as a real/fake score: s(x) = lse(l(x)), the logit of D(x);
+    `features` is the classifier's."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.classifier.features(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return real_fake_logit(self.classifier(x))
+
+
 def ssl_d_losses(
-    logits_lab: Tensor, labels: Tensor, logits_unl: Tensor, logits_fake: Tensor
+    logits_lab: Tensor,
+    labels: Tensor,
+    logits_unl: Tensor,
+    logits_fake: Tensor,
+    unlabeled_loss=None,
 ) -> tuple[Tensor, Tensor]:
     """(loss_lab, loss_unl): the supervised cross-entropy over the K classes on the labeled batch
-    and -1/2 E log D(x_u) - 1/2 E log(1 - D(G(z)))."""
+    and -1/2 E log D(x_u) - 1/2 E log(1 - D(G(z))) (`unlabeled_loss` of the real/fake logits,
+    default `unlabeled_objective().d_loss`; a Critic's d_loss with label smoothing)."""
     loss_lab = F.cross_entropy(logits_lab.float(), labels)
-    loss_unl = -0.5 * log_d(logits_unl).mean() - 0.5 * log_one_minus_d(logits_fake).mean()
-    return loss_lab, loss_unl
+    loss_fn = unlabeled_objective().d_loss if unlabeled_loss is None else unlabeled_loss
+    return loss_lab, loss_fn(real_fake_logit(logits_unl), real_fake_logit(logits_fake))
+
+
+def real_fake_logit(logits: Tensor) -> Tensor:
+    """s = lse(l): the logit of D(x) = Z / (Z + 1), per sample."""
+    return torch.logsumexp(logits.float(), dim=1)
 
 
 def labeled_subset(labels: Tensor, per_class: int, seed: int, num_classes: int) -> Tensor:
@@ -145,7 +201,8 @@ class SSLMethod(Players):
         self.num_classes = K = int(base.num_classes)
         self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
-        self.generator = fast.prepare(build_generator(cfg.generator, data.shape).to(device))
+        G = build_generator(cfg.generator, data.shape)
+        self.generator = fast.prepare(G.to(device))
         D = build_classifier(cfg, data.shape, K).to(device)
         idx = labeled_subset(base.labels, opts["labels_per_class"], opts["label_seed"], K)
         idx = idx.to(base.x.device)
@@ -153,9 +210,15 @@ class SSLMethod(Players):
         if hasattr(D, "data_init"):  # weight normalization's data-dependent init
             init = base.x[idx] if self.supervised_only else base.reference(opts["init_batch"])
             D.data_init(init.to(device))
-        self.discriminator = fast.prepare(D)
+        objective = unlabeled_objective()
+        tricks = build_tricks(cfg, objective)
+        self.discriminator = D = fast.prepare(wrap_discriminator(tricks, D, cfg).to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         self.opt_d = build_optimizer(D.parameters(), cfg.optim.discriminator, fused)
+        self.g_player = Player("generator", self.generator, self.opt_g, fast)
+        player = Player("discriminator", D, self.opt_d, fast)
+        self.critic = Critic(cfg, objective, tricks, D, player, fast)
+        self.score = RealFakeLogit(D)
         self.ema = EMA(D, opts["ema_decay"]) if opts["ema_decay"] > 0 else None
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
@@ -176,6 +239,7 @@ class SSLMethod(Players):
         self.batch_size = cfg.schedule.batch_size
         self.unlabeled_weight = opts["unlabeled_weight"]
         self.feature_layer = opts["feature_layer"]
+        self.critic.attach(self)
 
     @property
     def classifier(self) -> nn.Module:
@@ -212,31 +276,36 @@ class SSLMethod(Players):
     def train_step(self, step: int) -> dict[str, Tensor]:
         if self.supervised_only:
             return self.supervised_step(step)
-        G, D, fast = self.generator, self.discriminator, self.fast
+        G, D, fast, critic = self.generator, self.discriminator, self.fast, self.critic
         x_lab, y_lab = self.labeled.batch(self.labeled_batch)
         x_unl, _ = self.data.batch(self.batch_size)
+        x_lab, x_unl = critic.perturb(x_lab, step), critic.perturb(x_unl, step)
         logs: dict[str, Tensor] = {}
         with fast.autocast():
             with torch.no_grad():
-                fake = G(self.noise(self.fake_batch))
+                fake = critic.perturb(G(self.noise(self.fake_batch)), step)
             # separate passes: any batch statistics see each batch alone
             l_lab, l_unl, l_fake = D(x_lab).float(), D(x_unl).float(), D(fake).float()
-            loss_lab, loss_unl = ssl_d_losses(l_lab, y_lab, l_unl, l_fake)
+            loss_lab, loss_unl = ssl_d_losses(l_lab, y_lab, l_unl, l_fake, critic.d_loss)
             d_loss = loss_lab + self.unlabeled_weight * loss_unl
-        self.update(d_loss, "discriminator", logs)
+            ctx = RegularizerContext(self.score, x_unl, fake, step)
+            d_loss = critic.d_terms(d_loss, logs, ctx)
+        critic.step(d_loss, logs, self.collect_stats)
         if self.ema is not None:
             self.ema.update(D, step)
         # generator: feature matching on new noise and the second unlabeled stream
         x_unl2, _ = self.unlabeled2.batch(self.batch_size)
-        D.requires_grad_(False)
-        try:
+        with critic.frozen():
             with fast.autocast():
+                x_unl2 = critic.perturb(x_unl2, step)
                 f_real = self.features(D, x_unl2).detach()
-                f_fake = self.features(D, G(self.noise(self.fake_batch)))
+                gen = critic.perturb(G(self.noise(self.fake_batch)), step)
+                f_fake = self.features(D, gen)
                 g_loss = feature_matching_loss(f_real, f_fake, reduction="mean")
-            self.update(g_loss, "generator", logs)
-        finally:
-            D.requires_grad_(True)
+                ctx = RegularizerContext(self.score, x_unl2, gen, step)
+                g_loss = critic.g_terms(g_loss, logs, ctx)
+            self.g_player.update(g_loss, logs, self.collect_stats)
+            critic.after_generator_step()
         logs.update(
             d_loss=d_loss.detach(),
             g_loss=g_loss.detach(),
@@ -296,6 +365,20 @@ def ssl_options(
     in_range(ema_decay, 0.0, 1.0, "ema_decay")
     at_least(init_batch, 2, "init_batch")
     scoring_discriminator(cfg, "ssl")
-    no_tricks_or_regularizers(cfg, "ssl")
+    if unlabeled_weight == 0 and (cfg.tricks or cfg.regularizers):
+        raise ConfigError(
+            "tricks, regularizers: unlabeled_weight 0 is the supervised-only baseline, which "
+            "trains no GAN for them to act on; remove them or set unlabeled_weight > 0"
+        )
+    for trick in cfg.tricks:
+        if trick["name"] in ("feature_matching", "virtual_batch_norm"):
+            raise ConfigError(
+                f"tricks: {trick['name']} does not apply to method 'ssl': "
+                + (
+                    "its generator already minimizes feature matching (feature_layer)"
+                    if trick["name"] == "feature_matching"
+                    else "not supported yet (the generator's reference batch)"
+                )
+            )
     one_critic_step(cfg, "ssl")
     no_compile(cfg, "ssl")
