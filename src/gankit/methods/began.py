@@ -23,21 +23,28 @@ from torch import Tensor
 
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
+from gankit.methods.critic import NegativeEnergy
 from gankit.methods.options import (
     METHOD_OPTIONS,
     autoencoder_discriminator,
     in_range,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
+    own_discriminator_loss,
 )
 from gankit.methods.players import Players
+from gankit.regularizers import RegularizerContext
 
 
 def reconstruction_l1(x: Tensor, recon: Tensor) -> Tensor:
     """L(v) = mean |v - D(v)| over the batch and every entry, in fp32."""
     return (x.float() - recon.float()).abs().mean()
+
+
+def sample_l1(x: Tensor, recon: Tensor) -> Tensor:
+    """L(v) per sample: mean |v - D(v)| over each sample's entries, shape (N,), in fp32."""
+    return (x.float() - recon.float()).abs().flatten(1).mean(1)
 
 
 def k_update(k: Tensor, l_real: Tensor, l_fake: Tensor, gamma: float, lambda_k: float) -> Tensor:
@@ -69,18 +76,24 @@ class BEGANMethod(Players):
         self.k = torch.tensor(opts["k_init"], dtype=torch.float32, device=device)
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, fast = self.generator, self.discriminator, self.fast
+        G, D, fast, critic = self.generator, self.discriminator, self.fast, self.critic
         real, _ = self.data.batch(self.batch_size)
+        real = critic.perturb(real, step)
+        score = NegativeEnergy(D, sample_l1)  # the penalties' view of D
         logs: dict[str, Tensor] = {}
         with fast.autocast():
-            fake = G(self.noise(self.batch_size))
+            fake = critic.perturb(G(self.noise(self.batch_size)), step)
             # both losses at the current parameters (simultaneous update)
-            g_loss = reconstruction_l1(fake, D(fake))
+            g_loss = critic.adversarial(reconstruction_l1(fake, D(fake)))
+            g_loss = critic.g_terms(g_loss, logs, RegularizerContext(score, real, fake, step))
             l_real = reconstruction_l1(real, D(real))
             l_fake = reconstruction_l1(fake.detach(), D(fake.detach()))
             d_loss = l_real - self.k * l_fake
-        self.update(g_loss, "generator", logs)
-        self.update(d_loss, "discriminator", logs)
+            ctx = RegularizerContext(score, real, fake.detach(), step)
+            d_loss = critic.d_terms(d_loss, logs, ctx)
+        self.g_player.update(g_loss, logs, self.collect_stats)
+        critic.after_generator_step()
+        critic.step(d_loss, logs, self.collect_stats)
         l_real, l_fake = _global_mean(l_real.detach(), l_fake.detach())
         self.k = k_update(self.k, l_real, l_fake, self.gamma, self.lambda_k)
         logs.update(
@@ -109,6 +122,6 @@ def began_options(cfg, gamma: float = 0.5, lambda_k: float = 0.001, k_init: floa
     in_range(lambda_k, 0.0, 1.0, "lambda_k")
     in_range(k_init, 0.0, 1.0, "k_init")
     autoencoder_discriminator(cfg, "began")
-    no_tricks_or_regularizers(cfg, "began")
+    own_discriminator_loss(cfg, "began", "L(x) - k_t L(G(z)) of reconstruction errors")
     one_critic_step(cfg, "began")
     no_compile(cfg, "began")

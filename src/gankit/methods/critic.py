@@ -98,6 +98,11 @@ class Critic:
             loss = self.objective.d_loss(d_real, d_fake)
         return loss if self.d_scale == 1 else self.d_scale * loss
 
+    def adversarial(self, loss: Tensor) -> Tensor:
+        """A method's own adversarial G loss, or zero where a trick replaces it (feature
+        matching with adversarial: false)."""
+        return loss if self.adversarial_g_loss else torch.zeros((), device=loss.device)
+
     def g_loss(self, d_fake: Tensor) -> Tensor:
         """The objective's G loss, or zero where a trick replaces it (feature matching)."""
         if not self.adversarial_g_loss:
@@ -211,6 +216,21 @@ class ScoreOf(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.discriminator(*self._inputs(x))
         return out if self.index is None else out[self.index]
+
+
+class NegativeEnergy(nn.Module):
+    """An autoencoder discriminator read as a score: -energy(x, D(x)) per sample (low energy,
+    a good reconstruction, is "real"), for the penalties; `features` is D's (its code)."""
+
+    def __init__(self, discriminator: nn.Module, energy):
+        super().__init__()
+        self.discriminator, self.energy = discriminator, energy
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.discriminator.features(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return -self.energy(x, self.discriminator(x))
 
 
 def to_device(state, device: torch.device):

@@ -22,16 +22,18 @@ from torch.nn import functional as F
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
+from gankit.methods.critic import NegativeEnergy
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
     autoencoder_discriminator,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
+    own_discriminator_loss,
 )
 from gankit.methods.players import Players
+from gankit.regularizers import RegularizerContext
 from gankit.regularizers.pull_away import pull_away
 
 
@@ -58,21 +60,30 @@ class EBGANMethod(Players):
         self.margin, self.pt_weight = opts["margin"], opts["pt_weight"]
 
     def train_step(self, step: int) -> dict[str, Tensor]:
-        G, D, fast = self.generator, self.discriminator, self.fast
+        G, D, fast, critic = self.generator, self.discriminator, self.fast, self.critic
         real, _ = self.data.batch(self.batch_size)
+        real = critic.perturb(real, step)
+        score = NegativeEnergy(D, energy)  # the penalties' view of D
         logs: dict[str, Tensor] = {}
         with fast.autocast():
             fake = G(self.noise(self.batch_size))  # kept for the generator step
+            seen = critic.perturb(fake.detach(), step)
             e_real = energy(real, D(real))
-            e_fake = energy(fake.detach(), D(fake.detach()))
+            e_fake = energy(seen, D(seen))
             d_loss = ebgan_d_loss(e_real, e_fake, self.margin)
-        self.update(d_loss, "discriminator", logs)
+            d_loss = critic.d_terms(d_loss, logs, RegularizerContext(score, real, seen, step))
+        critic.step(d_loss, logs, self.collect_stats)
 
-        with fast.autocast():
-            codes = D.encode(fake)
-            e_gen = energy(fake, D.decode(codes))
-            g_loss = ebgan_g_loss(e_gen, codes, self.pt_weight)
-        self.update(g_loss, "generator", logs)
+        with critic.frozen():
+            with fast.autocast():
+                gen = critic.perturb(fake, step)
+                codes = D.encode(gen)
+                e_gen = energy(gen, D.decode(codes))
+                g_loss = critic.adversarial(ebgan_g_loss(e_gen, codes, self.pt_weight))
+                ctx = RegularizerContext(score, real, gen, step)
+                g_loss = critic.g_terms(g_loss, logs, ctx)
+            self.g_player.update(g_loss, logs, self.collect_stats)
+            critic.after_generator_step()
         logs.update(
             d_loss=d_loss.detach(),
             g_loss=g_loss.detach(),
@@ -97,6 +108,6 @@ def ebgan_options(cfg, margin: float = 1.0, pt_weight: float = 0.1) -> None:
             "of at least 2 or method_options.pt_weight=0"
         )
     autoencoder_discriminator(cfg, "ebgan")
-    no_tricks_or_regularizers(cfg, "ebgan")
+    own_discriminator_loss(cfg, "ebgan", "energies with a margin")
     one_critic_step(cfg, "ebgan")
     no_compile(cfg, "ebgan")

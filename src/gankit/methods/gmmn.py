@@ -23,7 +23,6 @@ from gankit.methods.options import (
     METHOD_OPTIONS,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
 )
 from gankit.methods.players import Players
@@ -72,6 +71,21 @@ def gmmn_options(
     check_sigmas(sigmas)
     if estimator == "unbiased" and cfg.schedule.batch_size < 2:
         raise ConfigError("schedule.batch_size: the unbiased MMD needs at least 2 samples")
-    no_tricks_or_regularizers(cfg, "gmmn")
+    for trick in cfg.tricks:
+        generator_only = trick["name"] == "virtual_batch_norm" or (
+            trick["name"] == "spectral_norm" and trick.get("players") == "generator"
+        )
+        if not generator_only:
+            raise ConfigError(
+                f"tricks: {trick['name']} acts on a discriminator, and gmmn has no "
+                "discriminator (G minimizes the MMD to the data); only changes to G's layers apply "
+                "(spectral_norm with players: generator, virtual_batch_norm)"
+            )
+    if cfg.regularizers:
+        names = ", ".join(r["name"] for r in cfg.regularizers)
+        raise ConfigError(
+            f"regularizers: gmmn has no discriminator for {names} to act on (G minimizes the "
+            "MMD to the data); remove them"
+        )
     one_critic_step(cfg, "gmmn")
     no_compile(cfg, "gmmn")

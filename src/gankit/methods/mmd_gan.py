@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from gankit.config import RunConfig
 from gankit.data.base import DataSource
+from gankit.errors import ConfigError
 from gankit.methods.gmmn import check_sigmas
 from gankit.methods.options import (
     METHOD_OPTIONS,
@@ -36,10 +37,11 @@ from gankit.methods.options import (
     autoencoder_discriminator,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
+    own_discriminator_loss,
 )
 from gankit.methods.players import Players
 from gankit.mmd import DEFAULT_SIGMAS, mmd2
+from gankit.regularizers import RegularizerContext
 
 
 def one_sided(x: Tensor) -> Tensor:
@@ -65,34 +67,42 @@ class MMDGANMethod(Players):
         rank = one_sided(f_real.float().mean(0) - f_fake.float().mean(0))
         return mmd + self.rank_weight * rank, value
 
-    def discriminator_step(self, logs: dict[str, Tensor]) -> Tensor:
-        D, fast = self.discriminator, self.fast
+    def discriminator_step(self, step: int, logs: dict[str, Tensor]) -> Tensor:
+        D, fast, critic = self.discriminator, self.fast, self.critic
         real, _ = self.data.batch(self.batch_size)
+        real = critic.perturb(real, step)
         with torch.no_grad(), fast.autocast():
-            fake = self.generator(self.noise(self.batch_size))
+            fake = critic.perturb(self.generator(self.noise(self.batch_size)), step)
         with fast.autocast():
             f_real, f_fake = D.encode(real), D.encode(fake)
             objective, value = self.witness(f_real, f_fake)
             ae = self.ae_real * (real.float() - D.decode(f_real).float()).pow(2).mean()
             ae = ae + self.ae_fake * (fake.float() - D.decode(f_fake).float()).pow(2).mean()
             d_loss = -objective + ae
-        self.update(d_loss, "discriminator", logs)
+            d_loss = critic.d_terms(d_loss, logs, RegularizerContext(D, real, fake, step))
+        critic.player.update(d_loss, logs, self.collect_stats)
         with torch.no_grad():
             for p in D.encoder.parameters():
                 p.clamp_(-self.clip, self.clip)
+        critic.after_step()  # after the clipping: the tricks see the weights D will use
         logs.update(mmd2=value.detach(), ae=ae.detach())
         return d_loss.detach()
 
     def train_step(self, step: int) -> dict[str, Tensor]:
         logs: dict[str, Tensor] = {}
         for _ in range(self.n_critic):
-            d_loss = self.discriminator_step(logs)
-        D, fast = self.discriminator, self.fast
+            d_loss = self.discriminator_step(step, logs)
+        D, fast, critic = self.discriminator, self.fast, self.critic
         real, _ = self.data.batch(self.batch_size)
-        with fast.autocast():
-            fake = self.generator(self.noise(self.batch_size))
-            g_loss, _ = self.witness(D.encode(real), D.encode(fake))
-        self.update(g_loss, "generator", logs)
+        real = critic.perturb(real, step)
+        with critic.frozen():
+            with fast.autocast():
+                fake = critic.perturb(self.generator(self.noise(self.batch_size)), step)
+                g_loss, _ = self.witness(D.encode(real), D.encode(fake))
+                g_loss = critic.adversarial(g_loss)
+                g_loss = critic.g_terms(g_loss, logs, RegularizerContext(D, real, fake, step))
+            self.g_player.update(g_loss, logs, self.collect_stats)
+            critic.after_generator_step()
         logs.update(d_loss=d_loss, g_loss=g_loss.detach())
         return logs
 
@@ -120,5 +130,17 @@ def mmd_gan_options(
     if not clip > 0:
         at_least(clip, 1e-12, "clip")
     autoencoder_discriminator(cfg, "mmd_gan")
-    no_tricks_or_regularizers(cfg, "mmd_gan")
+    own_discriminator_loss(cfg, "mmd_gan", "the MMD of its encoder's codes")
+    for reg in cfg.regularizers:
+        if reg["name"] != "pull_away":
+            raise ConfigError(
+                f"regularizers: {reg['name']} takes the gradient of D's score, and mmd_gan's D "
+                "outputs codes for the kernel, not a score; remove it"
+            )
+    for trick in cfg.tricks:
+        if trick["name"] == "spectral_norm" and trick.get("players") != "generator":
+            raise ConfigError(
+                "tricks: spectral_norm on mmd_gan's D would fight its weight clipping "
+                "(method_options.clip); set players: generator, or remove it"
+            )
     no_compile(cfg, "mmd_gan")
