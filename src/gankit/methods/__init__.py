@@ -55,6 +55,29 @@ METHODS: dict[str, type[Method]] = {
 assert set(METHODS) == set(METHOD_OPTIONS.names()), "every method registers its options"
 
 
+def register_method(name: str, options=None):
+    """Class decorator: a training method under `name` (a recipe's `method:`), with its options
+    function (`options(cfg, key=default, ...)`: the method_options with their defaults, its
+    body checks them and the recipe; default: a method without options).
+
+        @register_method("ragan")
+        class RaGAN(Players): ...
+    """
+
+    def decorate(cls: type[Method]) -> type[Method]:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
+
+        def no_options(cfg) -> None:
+            """(no options)"""
+
+        METHOD_OPTIONS.register(name)(options or no_options)
+        METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
 def build_sampling_generator(cfg, data_shape) -> nn.Module | None:
     """The module a method trains as `generator`, built from a recipe (to load a checkpoint's
     generator outside training), for methods whose generator is not the recipe's generator
@@ -90,4 +113,5 @@ __all__ = [
     "PacGANMethod",
     "UnrolledGANMethod",
     "build_sampling_generator",
+    "register_method",
 ]
