@@ -20,7 +20,7 @@ from gankit.sweep import summarize
 def machine(threads: bool = True) -> str:
     """This machine; `threads` False leaves out the thread count (for tables rebuilt from runs
     made under other settings, whose commands say theirs)."""
-    from gankit.bench.machine import machine_info
+    from gankit.machine import machine_info
 
     cores = f"{torch.get_num_threads()} torch threads, " if threads else ""
     return (

@@ -5,8 +5,6 @@ run = gankit.train("ring8", {"schedule.steps": 500}, out="runs/ring8")
 points = run.sample(2500)
 """
 
-__version__ = "0.1.0"
-
 from gankit.api import evaluate, open_run, presets, resume, train  # noqa: E402
 from gankit.config import RunConfig, load_recipe  # noqa: E402
 from gankit.errors import (  # noqa: E402
@@ -17,6 +15,7 @@ from gankit.errors import (  # noqa: E402
     TrainingError,
 )
 from gankit.run import Run  # noqa: E402
+from gankit.version import __version__  # noqa: E402,F401
 
 __all__ = [
     "CheckpointError",

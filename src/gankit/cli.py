@@ -7,8 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
-from gankit import __version__
 from gankit.errors import GankitError, Terminated
+from gankit.version import __version__
 
 
 def _overrides(groups: list[list[str]] | None) -> list[str]:

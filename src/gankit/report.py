@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from gankit import __version__
 from gankit.errors import GankitError
 from gankit.training.outputs import read_metrics
+from gankit.version import __version__
 
 # (section title, keys): a figure per group, one panel per key that some run logged
 CURVE_GROUPS = [

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from gankit.config import RunConfig, load_recipe
 from gankit.errors import CheckpointError, GankitError
-from gankit.methods.base import sample_latent
 from gankit.models import build_generator
+from gankit.models.latent import sample_latent
 from gankit.training.checkpoint import list_checkpoints, load_checkpoint, load_module_state
 from gankit.training.outputs import read_metrics, save_samples
 from gankit.tricks import build_tricks, wrap_generator

@@ -16,7 +16,6 @@ import torch
 from tqdm.auto import tqdm
 
 from gankit.bench.cases import CASES, build_runner, check_cases, describe_runner, modes_for
-from gankit.bench.machine import describe_machine, machine_info
 from gankit.bench.measure import (
     count_flops,
     matmul_peak,
@@ -28,6 +27,7 @@ from gankit.bench.measure import (
 from gankit.bench.memory import run_probe
 from gankit.bench.report import write_results
 from gankit.errors import ConfigError
+from gankit.machine import describe_machine, machine_info
 
 PEAK_REPS = 5
 

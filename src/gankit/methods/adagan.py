@@ -51,7 +51,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource, InMemoryData, SampledData
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
@@ -68,6 +67,7 @@ from gankit.methods.options import (
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
+from gankit.schema import RunConfig
 from gankit.training.fast import FastMode
 
 GOLDEN = (math.sqrt(5) - 1) / 2

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gankit.config import OptimizerConfig, RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
+from gankit.models.latent import sample_latent
+from gankit.schema import OptimizerConfig, RunConfig
 
 
 def build_optimizer(params, cfg: OptimizerConfig, fused: bool = False) -> torch.optim.Optimizer:
@@ -70,12 +71,6 @@ class Noise:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-
-
-def sample_latent(n, dim, dist, device, generator=None) -> Tensor:
-    if dist == "uniform":  # U(-1, 1)
-        return torch.rand(n, dim, device=device, generator=generator) * 2 - 1
-    return torch.randn(n, dim, device=device, generator=generator)
 
 
 class Method:

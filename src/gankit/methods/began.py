@@ -21,7 +21,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.methods.critic import NegativeEnergy
 from gankit.methods.options import (
@@ -35,6 +34,7 @@ from gankit.methods.options import (
 )
 from gankit.methods.players import Players
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 
 
 def reconstruction_l1(x: Tensor, recon: Tensor) -> Tensor:

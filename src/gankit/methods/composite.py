@@ -30,7 +30,6 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method
@@ -39,6 +38,7 @@ from gankit.methods.pix2pix import Pix2PixMethod
 from gankit.methods.translation import (
     check_recipe,
 )
+from gankit.schema import RunConfig
 from gankit.synthesis_losses import (
     FixedFeatures,
     identity_loss,

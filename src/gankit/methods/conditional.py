@@ -33,7 +33,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.critic import ScoreOf
@@ -48,6 +47,7 @@ from gankit.methods.options import (
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 
 
 # -- networks ---------------------------------------------------------------------------------

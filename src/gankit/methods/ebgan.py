@@ -19,7 +19,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.critic import NegativeEnergy
@@ -35,6 +34,7 @@ from gankit.methods.options import (
 from gankit.methods.players import Players
 from gankit.regularizers import RegularizerContext
 from gankit.regularizers.pull_away import pull_away
+from gankit.schema import RunConfig
 
 
 def energy(x: Tensor, recon: Tensor) -> Tensor:

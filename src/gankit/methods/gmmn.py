@@ -16,7 +16,6 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.options import (
@@ -27,6 +26,7 @@ from gankit.methods.options import (
 )
 from gankit.methods.players import Players
 from gankit.mmd import mmd2
+from gankit.schema import RunConfig
 
 GMMN_SIGMAS = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)  # Li et al. 2015's bandwidths
 

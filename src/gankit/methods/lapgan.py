@@ -45,7 +45,6 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
@@ -64,6 +63,7 @@ from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.pyramid import auto_levels, downsample, pyramid_sizes, upsample
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 

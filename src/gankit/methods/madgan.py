@@ -52,7 +52,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.options import (
@@ -69,6 +68,7 @@ from gankit.models import build_discriminator, build_generator
 from gankit.models.dcgan import DCGANGenerator
 from gankit.models.mlp import MLPGenerator
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 
 
 # -- the k generators -----------------------------------------------------------------------

@@ -27,7 +27,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.gmmn import check_sigmas
@@ -42,6 +41,7 @@ from gankit.methods.options import (
 from gankit.methods.players import Players
 from gankit.mmd import DEFAULT_SIGMAS, mmd2
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 
 
 def one_sided(x: Tensor) -> Tensor:

@@ -52,7 +52,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import build_optimizer
@@ -69,6 +68,7 @@ from gankit.methods.player import Player, grad_norm
 from gankit.methods.players import Players
 from gankit.models import ENCODERS, build_discriminator, build_encoder
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 from gankit.tricks import build_tricks, wrap_discriminator
 
 DEFAULT_ENCODER = {"name": "mlp"}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.gan import GANMethod
@@ -36,6 +35,7 @@ from gankit.methods.options import (
     scoring_discriminator,
 )
 from gankit.models import build_discriminator
+from gankit.schema import RunConfig
 from gankit.tricks import build_tricks, wrap_discriminator
 
 

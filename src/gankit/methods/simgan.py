@@ -34,7 +34,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, build_optimizer
@@ -60,6 +59,7 @@ from gankit.models import build_discriminator
 from gankit.models.refiner import build_refiner
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 

@@ -48,7 +48,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource, InMemoryData
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
@@ -67,6 +66,7 @@ from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import Objective
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 from gankit.training.ema import EMA
 from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator

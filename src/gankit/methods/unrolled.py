@@ -41,7 +41,6 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.gan import PROBABILISTIC, GANMethod, separation
@@ -54,6 +53,7 @@ from gankit.methods.options import (
     scoring_discriminator,
 )
 from gankit.regularizers import RegularizerContext
+from gankit.schema import RunConfig
 
 Params = dict[str, Tensor]
 

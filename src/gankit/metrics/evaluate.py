@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gankit import __version__
 from gankit.data import DATASETS, build_dataset
 from gankit.errors import ConfigError
 from gankit.metrics.features import FeatureExtractor, extract
+from gankit.version import __version__
 
 IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "swd", "stacked")
 POINT_METRICS = ("modes", "w1")
@@ -319,7 +319,7 @@ def compute_metrics(
     The noise comes from its own generator seeded with `seed`: evaluation never touches the
     training run's random streams.
     """
-    from gankit.methods.base import sample_latent
+    from gankit.models.latent import sample_latent
 
     device = torch.device(device)
     metrics = check_metrics(metrics or default_metrics(data_cfg), data_cfg)
@@ -389,7 +389,7 @@ def class_accuracy(
     """How often a classifier (the extractor's head: gankit's shipped classifiers) names the
     class each sample was generated for (ACGAN's measure, Odena et al. 2017): per class
     (class_accuracy/c) and their mean (class_accuracy). `generator(z, labels=y)` draws class y."""
-    from gankit.methods.base import sample_latent
+    from gankit.models.latent import sample_latent
 
     device = torch.device(device)
     noise = torch.Generator(device=device).manual_seed(seed)

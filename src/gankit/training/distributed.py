@@ -53,9 +53,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from gankit.config import RunConfig
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError, GankitError
+from gankit.schema import RunConfig
 from gankit.training.rng import mix_seed
 
 RANK_SALT = 1_000_000  # per-rank global seeds: mix_seed(seed, RANK_SALT + rank)

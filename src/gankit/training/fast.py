@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from gankit.config import FastConfig
 from gankit.errors import ConfigError
+from gankit.schema import FastConfig
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

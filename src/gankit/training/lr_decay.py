@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from gankit.config import ScheduleConfig
 from gankit.errors import GankitError
+from gankit.schema import ScheduleConfig
 
 
 def linear_decay_factor(step: int, start: int, length: int) -> float:

@@ -39,12 +39,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from gankit import __version__
-from gankit.config import RunConfig
 from gankit.data import build_dataset
 from gankit.errors import CheckpointError, ConfigError, GankitError, TrainingError
+from gankit.machine import machine_info
 from gankit.methods import METHODS
-from gankit.methods.base import sample_latent
+from gankit.models.latent import sample_latent
+from gankit.schema import RunConfig
 from gankit.training.checkpoint import (
     clean_partial,
     flatten_state,
@@ -74,6 +74,7 @@ from gankit.training.outputs import (
     write_text_atomic,
 )
 from gankit.training.rng import mix_seed, rng_state, seed_everything, set_rng_state
+from gankit.version import __version__
 
 N_POINTS_2D = 2500  # PacGAN's sample count for the 2D mixtures
 DIVERSITY_N = 64  # generated samples whose spread is compared with real data's at log steps
@@ -372,8 +373,6 @@ class Trainer:
         sweep's table) says which machine and number format made it, since `precision: auto`
         picks bf16 on some CPUs and fp32 on others."""
         if not hasattr(self, "_hardware_info"):
-            from gankit.bench.machine import machine_info
-
             info = machine_info(self.device)
             fast = getattr(getattr(self, "method", None), "fast", None)  # none yet on early failure
             self._hardware_info = {

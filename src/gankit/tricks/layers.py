@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError
-from gankit.methods.base import sample_latent
+from gankit.models.latent import sample_latent
 from gankit.models.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.models.vbn import VirtualBatchGenerator
 from gankit.tricks import TRICKS, Trick
