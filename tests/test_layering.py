@@ -57,25 +57,6 @@ LAYER = {
 # (importing module, imported module) -> why it is still there. Each is a debt of issue 27
 # (items 3-5): remove the entry with the import.
 KNOWN_UPWARD = {
-    # the players' numerics (fast mode, EMA, a decay factor) live in training
-    **{
-        (m, f"gankit.training.{t}"): "players' helpers live in training"
-        for m, t in (
-            ("gankit.methods.adagan", "fast"),
-            ("gankit.methods.critic", "fast"),
-            ("gankit.methods.cyclegan", "fast"),
-            ("gankit.methods.gan", "fast"),
-            ("gankit.methods.lapgan", "fast"),
-            ("gankit.methods.pix2pix", "fast"),
-            ("gankit.methods.player", "fast"),
-            ("gankit.methods.players", "fast"),
-            ("gankit.methods.simgan", "fast"),
-            ("gankit.methods.ssl", "fast"),
-            ("gankit.methods.ssl", "ema"),
-            ("gankit.methods.ssl", "distributed"),
-            ("gankit.methods.translation", "lr_decay"),
-        )
-    },
     # periodic evaluation is in the trainer, not a part hooked on its events (item 3)
     ("gankit.training.trainer", "gankit.metrics.evaluate"): "periodic evaluation",
     # metrics/evaluate.py scores runs (loading them), not only samples (item 4)

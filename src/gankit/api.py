@@ -14,9 +14,9 @@ from typing import Any
 
 from gankit.config import RunConfig, load_recipe, parse_override, preset_names
 from gankit.errors import GankitError
+from gankit.methods.lr_decay import check_resume_decay
 from gankit.run import Run
 from gankit.training.checkpoint import checkpoint_step, list_checkpoints
-from gankit.training.lr_decay import check_resume_decay
 from gankit.training.outputs import write_text_atomic
 from gankit.training.trainer import Trainer
 

@@ -38,7 +38,7 @@ class ScheduleConfig:
     steps: int = 2000  # generator steps
     n_critic: int = 1  # discriminator steps per generator step
     batch_size: int = 64
-    # linear learning-rate decay toward 0 (gankit.training.lr_decay): None keeps the rates
+    # linear learning-rate decay toward 0 (gankit.methods.lr_decay): None keeps the rates
     # constant; otherwise lr_decay_start steps at the recipe's rates, then lr_decay_steps
     # decaying steps (default: the rest of the run)
     lr_decay_start: int | None = None
@@ -98,7 +98,7 @@ class GuardConfig:
 @dataclass
 class FastConfig:
     """Fast mode: reduced-precision autocast, channels_last and fused optimizers where they are
-    safe and measured to help (training/fast.py resolves `auto`); `enabled: false` trains in
+    safe and measured to help (methods/fast.py resolves `auto`); `enabled: false` trains in
     plain fp32 like a hand-written PyTorch loop. `compile` wraps G and D in torch.compile (slow
     first steps; not with double-backward penalties)."""
 

@@ -32,10 +32,11 @@ import gankit
 from gankit.cli import main as cli_main
 from gankit.config import load_recipe
 from gankit.data.base import InMemoryData, SampledData
+from gankit.data.sharded import ShardedData
 from gankit.errors import ConfigError, GankitError
 from gankit.methods.base import Noise
 from gankit.training.checkpoint import flatten_state, load_checkpoint
-from gankit.training.distributed import DUMP_ENV, Distributed, ShardedData
+from gankit.training.distributed import DUMP_ENV, Distributed
 from gankit.tricks import build_tricks
 
 N = 12  # steps of the half run; the full runs train 2 N

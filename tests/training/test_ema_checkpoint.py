@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import gankit
+from gankit.methods.ema import EMA
 from gankit.training.checkpoint import (
     flatten_state,
     list_checkpoints,
@@ -14,7 +15,6 @@ from gankit.training.checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
-from gankit.training.ema import EMA
 
 
 def test_ema_follows_the_recursive_average_written_out():

@@ -16,12 +16,12 @@ from gankit.config import FastConfig, load_recipe
 from gankit.data import build_dataset
 from gankit.errors import ConfigError
 from gankit.methods import GANMethod
+from gankit.methods import fast as fast_module
+from gankit.methods.fast import FastMode, align_optimizer_state, resolve_precision
 from gankit.regularizers import RegularizerContext
 from gankit.regularizers.dragan import dragan_penalty
 from gankit.regularizers.gradient_penalty import gradient_penalty
 from gankit.regularizers.r1 import r1_penalty
-from gankit.training import fast as fast_module
-from gankit.training.fast import FastMode, align_optimizer_state, resolve_precision
 
 CPU = torch.device("cpu")
 SMALL_DCGAN = {  # quickstart: DCGAN with BatchNorm on 8x8 digits, shrunk
@@ -247,7 +247,7 @@ def test_aligned_optimizer_state_gives_plain_adam_updates_after_a_reload():
 
 def test_dense_only_reads_the_recipes_model_names():
     from gankit.config import load_recipe
-    from gankit.training.fast import dense_only
+    from gankit.methods.fast import dense_only
 
     assert dense_only(load_recipe("ring8"))
     assert dense_only(load_recipe("ring8-ebgan"))  # MLP autoencoder D

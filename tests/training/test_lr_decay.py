@@ -7,7 +7,7 @@ from state_equality import assert_same, final_state
 import gankit
 from gankit.api import prepare
 from gankit.errors import ConfigError, GankitError
-from gankit.training.lr_decay import StepDecay
+from gankit.methods.lr_decay import StepDecay
 
 SMALL_MLP = {
     "generator.hidden": 16,

@@ -2,7 +2,7 @@
 
 gankit has no pix2pix method yet, so this step is written here from the components a pix2pix
 method will use: the U-Net (models/unet.py), the PatchGAN discriminator, the objective's pure
-loss functions, gankit's optimizer builder and fast mode (training/fast.py: autocast,
+loss functions, gankit's optimizer builder and fast mode (methods/fast.py: autocast,
 channels_last, fused optimizers, torch.compile, fp16 loss scaling), with the data from gankit's
 in-memory data set (pairs stored as the channels of one image: a, then b).
 """
@@ -15,10 +15,10 @@ from torch import Tensor, nn
 from gankit.config import RunConfig
 from gankit.data.base import InMemoryData
 from gankit.methods.base import build_optimizer
+from gankit.methods.fast import FastMode
 from gankit.models import build_discriminator
 from gankit.models.unet import unet
 from gankit.objectives import build_objective
-from gankit.training.fast import FastMode
 
 
 def build_pix2pix_players(

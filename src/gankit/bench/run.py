@@ -47,11 +47,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def fast_mode_state(device: torch.device) -> str:
-    """What fast mode's `precision: auto` resolves to here (training/fast.py decides)."""
-    if importlib.util.find_spec("gankit.training.fast") is None:
+    """What fast mode's `precision: auto` resolves to here (methods/fast.py decides)."""
+    if importlib.util.find_spec("gankit.methods.fast") is None:
         return "not in this checkout (gankit-fast rows run gankit's plain fp32 step)."
     from gankit.config import FastConfig
-    from gankit.training.fast import resolve_precision
+    from gankit.methods.fast import resolve_precision
 
     return f"`precision: auto` resolves to {resolve_precision(FastConfig(), device)} on {device}."
 

@@ -54,6 +54,7 @@ from torch.nn import functional as F
 from gankit.data.base import DataSource, InMemoryData, SampledData
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.fast import FastMode
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -68,7 +69,6 @@ from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.schema import RunConfig
-from gankit.training.fast import FastMode
 
 GOLDEN = (math.sqrt(5) - 1) / 2
 

@@ -33,9 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError
+from gankit.methods.fast import FastMode
 from gankit.methods.player import Player, freeze
 from gankit.regularizers import RegularizerContext, build_regularizer
-from gankit.training.fast import FastMode
 from gankit.tricks import Trick
 
 

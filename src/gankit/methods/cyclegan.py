@@ -40,6 +40,7 @@ from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, build_optimizer
 from gankit.methods.critic import Critic, Pairing
+from gankit.methods.fast import FastMode
 from gankit.methods.options import METHOD_OPTIONS, at_least, method_options
 from gankit.methods.player import Player
 from gankit.methods.translation import (
@@ -59,7 +60,6 @@ from gankit.models.resnet_generator import build_translator
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
-from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 

@@ -25,13 +25,13 @@ from torch import Tensor, nn
 from gankit.data.base import DataSource
 from gankit.methods.base import Method, Noise, build_optimizer
 from gankit.methods.critic import Critic
+from gankit.methods.fast import FastMode
 from gankit.methods.options import method_options
 from gankit.methods.player import Player
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
-from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 # Objectives whose discriminator scores are logits of P(real): sigmoid(score) is a probability.

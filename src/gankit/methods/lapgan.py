@@ -49,6 +49,7 @@ from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
 from gankit.methods.critic import Critic, Pairing, ScoreOf
+from gankit.methods.fast import FastMode
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -64,7 +65,6 @@ from gankit.objectives import build_objective
 from gankit.pyramid import auto_levels, downsample, pyramid_sizes, upsample
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
-from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 

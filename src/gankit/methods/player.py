@@ -15,7 +15,7 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
-from gankit.training.fast import FastMode
+from gankit.methods.fast import FastMode
 
 
 def grad_norm(module: nn.Module) -> Tensor:

@@ -39,6 +39,7 @@ from gankit.errors import ConfigError
 from gankit.methods.base import Method, build_optimizer
 from gankit.methods.critic import Critic
 from gankit.methods.cyclegan import l1
+from gankit.methods.fast import FastMode
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -60,7 +61,6 @@ from gankit.models.refiner import build_refiner
 from gankit.objectives import build_objective
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
-from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 

@@ -49,9 +49,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gankit.data.base import DataSource, InMemoryData
+from gankit.data.sharded import ShardedData
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
 from gankit.methods.critic import Critic
+from gankit.methods.ema import EMA
+from gankit.methods.fast import FastMode
 from gankit.methods.options import (
     METHOD_OPTIONS,
     at_least,
@@ -67,8 +70,6 @@ from gankit.models import build_discriminator, build_generator
 from gankit.objectives import Objective
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
-from gankit.training.ema import EMA
-from gankit.training.fast import FastMode
 from gankit.tricks import build_tricks, wrap_discriminator
 from gankit.tricks.feature_matching import feature_matching_loss
 
@@ -230,8 +231,6 @@ class SSLMethod(Players):
         )
         self.unlabeled2 = InMemoryData(base.x, None, seed=cfg.seed + 8, name="unlabeled2")
         if base is not data:  # torchrun: every process keeps its rows of the global batches
-            from gankit.training.distributed import ShardedData
-
             self.labeled = ShardedData(self.labeled, data.rank, data.world)
             self.unlabeled2 = ShardedData(self.unlabeled2, data.rank, data.world)
         self.labeled_batch = opts["labeled_batch"] or cfg.schedule.batch_size

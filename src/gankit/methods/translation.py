@@ -37,8 +37,8 @@ from torch import Tensor, nn
 from gankit.errors import ConfigError
 from gankit.methods.base import build_optimizer
 from gankit.methods.critic import Critic
+from gankit.methods.lr_decay import linear_decay_factor
 from gankit.methods.player import Player
-from gankit.training.lr_decay import linear_decay_factor
 
 BANK = 64  # source images in the sampler's bank
 PAPER_OBJECTIVES = ("least_squares", "non_saturating")

@@ -40,9 +40,13 @@ import torch
 from tqdm.auto import tqdm
 
 from gankit.data import build_dataset
+from gankit.data.sharded import ShardedData
 from gankit.errors import CheckpointError, ConfigError, GankitError, TrainingError
 from gankit.machine import machine_info
 from gankit.methods import METHODS
+from gankit.methods.ema import EMA
+from gankit.methods.fast import align_optimizer_state
+from gankit.methods.lr_decay import StepDecay, decay_window
 from gankit.models.latent import sample_latent
 from gankit.schema import RunConfig
 from gankit.training.checkpoint import (
@@ -58,15 +62,11 @@ from gankit.training.checkpoint import (
 from gankit.training.diagnostics import Watchdog
 from gankit.training.distributed import (
     Distributed,
-    ShardedData,
     convert_sync_batchnorm,
     dump_rank_state,
     mirrored,
     shard_method_streams,
 )
-from gankit.training.ema import EMA
-from gankit.training.fast import align_optimizer_state
-from gankit.training.lr_decay import StepDecay, decay_window
 from gankit.training.outputs import (
     MetricsLog,
     read_metrics_lines,
