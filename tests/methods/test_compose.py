@@ -66,6 +66,13 @@ METHODS = {
         "ring8-gmmn",
         {"generator.hidden": 16, "generator.depth": 2, "schedule.batch_size": 16},
     ),
+    "adagan": (
+        "adagan-ring8",
+        {
+            **SMALL_MLP,
+            "method_options": {"rounds": 2, "steps_per_round": 2, "classifier_steps": 1},
+        },
+    ),
     "madgan": ("ring8-madgan", {**SMALL_MLP, "method_options.k": 2}),
     "madgan-sim": (
         "ring8-madgan",
@@ -131,6 +138,7 @@ NO_NOISE = "has no latent noise"
 AE_OUT = "output layer scores a feature vector"
 NO_D = "gmmn has no discriminator"
 REFUSED = {
+    ("adagan", "virtual_batch_norm"): "not supported under method 'adagan'",
     **{(m, "label_smoothing"): OWN_LOSS for m in ("began", "ebgan", "mmd_gan")},
     **{
         (m, t): AE_OUT
@@ -250,11 +258,20 @@ def test_generator_with_spectral_norm_is_rebuilt_for_sampling(tmp_path, fast_ove
     assert trained.shape[0] == 4 and torch.isfinite(trained).all()
 
 
-@pytest.mark.parametrize("preset", ["adagan-ring8"])
-def test_methods_without_a_critic_refuse_parts_in_one_line(tmp_path, fast_overrides, preset):
-    over = {**fast_overrides, "regularizers": [{"name": "r1"}]}
-    with pytest.raises(ConfigError) as info:
-        prepare(gankit.load_recipe(preset, over), out=tmp_path / "refused")
-    message = str(info.value)
-    assert message.startswith("regularizers:") and "\n" not in message
-    assert "pix2pix" in message  # it names the methods that run them
+def test_adagan_resumes_mid_round_with_the_round_s_trick_state(tmp_path, fast_overrides):
+    """Historical averaging follows AdaGAN's round: a run resumed in the middle of round 1
+    (its generator G_1, a fresh D) ends as the uninterrupted run does."""
+    over = {
+        **fast_overrides,
+        **SMALL_MLP,
+        "method_options": {"rounds": 2, "steps_per_round": 4, "classifier_steps": 1},
+        "tricks": [{"name": "historical_averaging", "weight": 0.5}],
+        "logging.every": 1,
+    }
+    full = train(tmp_path, "full", "adagan-ring8", over, 8)
+    train(tmp_path, "half", "adagan-ring8", over, 6)  # round 1 started at step 5
+    resumed = gankit.resume(tmp_path / "half", {"schedule.steps": 8})
+    a, b = final_state(full), final_state(resumed)
+    for key in ("modules", "optimizers", "method"):
+        assert_same(a[key], b[key], key, skip=("rng",))
+    assert a["method"]["round"] == 1

@@ -54,6 +54,7 @@ from torch.nn import functional as F
 from gankit.data.base import DataSource, InMemoryData, SampledData
 from gankit.errors import ConfigError
 from gankit.methods.base import Method, Noise, build_optimizer
+from gankit.methods.critic import Critic, Pairing
 from gankit.methods.fast import FastMode
 from gankit.methods.options import (
     METHOD_OPTIONS,
@@ -61,14 +62,16 @@ from gankit.methods.options import (
     in_range,
     method_options,
     no_compile,
-    no_tricks_or_regularizers,
     one_critic_step,
     scoring_discriminator,
 )
+from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
+from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
+from gankit.tricks import build_tricks, wrap_discriminator, wrap_generator
 
 GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -175,14 +178,20 @@ class AdaGANMethod(Players):
         self.fast = fast = FastMode.for_recipe(cfg, device)
         fused = fast.fused_optimizer
         shape = tuple(data.shape)
-        self.generator = fast.prepare(self.build_sampler(cfg, shape).to(device))
-        self.discriminator = fast.prepare(build_discriminator(cfg.discriminator, shape).to(device))
+        self.tricks = tricks = build_tricks(cfg, self.objective)
+        G = wrap_generator(tricks, self.build_sampler(cfg, shape), cfg)
+        self.generator = fast.prepare(G.to(device))
+        D = wrap_discriminator(tricks, build_discriminator(cfg.discriminator, shape), cfg)
+        self.discriminator = fast.prepare(D.to(device))
         self.classifier = fast.prepare(build_discriminator(cfg.discriminator, shape).to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         self.opt_d = build_optimizer(
             self.discriminator.parameters(), cfg.optim.discriminator, fused
         )
         self.opt_c = build_optimizer(self.classifier.parameters(), cfg.optim.discriminator, fused)
+        player = Player("discriminator", self.discriminator, self.opt_d, fast)
+        self.critic = Critic(cfg, self.objective, tricks, self.discriminator, player, fast)
+        self.attach_round(0)
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device
         )
@@ -216,10 +225,19 @@ class AdaGANMethod(Players):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d, "classifier": self.opt_c}
 
+    def attach_round(self, t: int) -> None:
+        """The tricks work on round t's generator and the discriminator (fresh each round)."""
+        self.attached_round = t
+        G_t = self.generator.components[t]
+        self.critic.attach(Pairing(self.cfg, self.device, G_t, self.discriminator, 100 * t))
+
     def extra_state(self) -> dict:
-        return {**super().extra_state(), "sampler": self.sampler.state_dict()}
+        state = {**super().extra_state(), "sampler": self.sampler.state_dict()}
+        return {**state, "round": self.attached_round}
 
     def load_extra_state(self, state: dict) -> None:
+        if state.get("round", 0):  # the tricks on the round's players, then their state
+            self.attach_round(int(state["round"]))
         super().load_extra_state(state)
         self.sampler.load_state_dict(state["sampler"])
 
@@ -235,11 +253,16 @@ class AdaGANMethod(Players):
         t = min(step // self.round_steps, self.rounds - 1)
         return t, step - t * self.round_steps
 
-    def _fresh_discriminator(self, module: nn.Module, opt: torch.optim.Optimizer) -> None:
-        """A new initialization (from the global RNG, checkpointed by the trainer) and a new
-        optimizer state."""
+    def _fresh_discriminator(
+        self, module: nn.Module, opt: torch.optim.Optimizer, tricks: list = ()
+    ) -> None:
+        """A new initialization (from the global RNG, checkpointed by the trainer), with the
+        tricks' changes to it, and a new optimizer state."""
         shape = tuple(self.data.shape)
-        _reinit(module, build_discriminator(self.cfg.discriminator, shape).to(self.device))
+        fresh = wrap_discriminator(
+            list(tricks), build_discriminator(self.cfg.discriminator, shape), self.cfg
+        )
+        _reinit(module, fresh.to(self.device))
         opt.state.clear()
 
     @torch.no_grad()
@@ -265,7 +288,8 @@ class AdaGANMethod(Players):
             G.weights.mul_(1 - beta)
             G.weights[t] = beta
         if t > 0:
-            self._fresh_discriminator(self.discriminator, self.opt_d)
+            self._fresh_discriminator(self.discriminator, self.opt_d, self.tricks)
+            self.attach_round(t)
 
     def classifier_step(self, logs: dict[str, Tensor]) -> None:
         n = self.batch_size
@@ -300,16 +324,22 @@ class AdaGANMethod(Players):
             return logs
         if s == (self.classifier_steps if t > 0 else 0):
             self.start_round(t, logs)
-        G, D, obj = self.generator.components[t], self.discriminator, self.objective
+        G, D, critic = self.generator.components[t], self.discriminator, self.critic
         n = self.batch_size
-        real = self.sampler.batch(n)
+        real = critic.perturb(self.sampler.batch(n), step)
         with self.fast.autocast():
             fake = G(self.noise(n))
-            d_loss = obj.d_loss(D(real).float(), D(fake.detach()).float())
-        self.update(d_loss, "discriminator", logs)
-        with self.fast.autocast():
-            g_loss = obj.g_loss(D(fake).float())
-        self.update(g_loss, "generator", logs)
+            seen = critic.perturb(fake.detach(), step)
+            d_loss = critic.d_loss(D(real).float(), D(seen).float())
+            d_loss = critic.d_terms(d_loss, logs, RegularizerContext(D, real, seen, step))
+        critic.step(d_loss, logs, self.collect_stats)
+        with critic.frozen():
+            with self.fast.autocast():
+                seen = critic.perturb(fake, step)
+                g_loss = critic.g_loss(D(seen).float())
+                g_loss = critic.g_terms(g_loss, logs, RegularizerContext(D, real, seen, step))
+            self.update(g_loss, "generator", logs)
+            critic.after_generator_step()
         logs.update(d_loss=d_loss.detach(), g_loss=g_loss.detach())
         return logs
 
@@ -336,12 +366,10 @@ def adagan_options(
     in_range(beta_constant, 1e-6, 1.0 - 1e-6, "beta_constant")
     at_least(n_points, 1, "n_points")
     scoring_discriminator(cfg, "adagan")
-    no_tricks_or_regularizers(cfg, "adagan")
     one_critic_step(cfg, "adagan")
     no_compile(cfg, "adagan")
-    objective = build_objective(cfg.objective)
-    if objective.regularizers or objective.weight_clip is not None:
+    if any(t["name"] == "virtual_batch_norm" for t in cfg.tricks):
         raise ConfigError(
-            f"objective.name: method 'adagan' runs the objective's losses only, not "
-            f"{cfg.objective['name']!r}'s penalty or clipping; use e.g. non_saturating"
+            "tricks: virtual_batch_norm is not supported under method 'adagan' yet: the "
+            "mixture calls its components itself, past the trick's reference batch"
         )

@@ -64,26 +64,6 @@ def in_range(value, low, high, key: str) -> None:
         raise ConfigError(f"method_options.{key}: must be in [{low}, {high}], got {value}")
 
 
-# the methods whose discriminators carry tricks and penalties (methods/critic.py)
-WITH_CRITIC = "gan, pacgan, unrolled, cgan, acgan, pix2pix, composite, cyclegan, simgan, madgan"
-
-
-def no_tricks_or_regularizers(cfg, method: str) -> None:
-    """Methods not yet built on methods/critic.py run no tricks and penalties."""
-    if cfg.tricks:
-        names = ", ".join(t["name"] for t in cfg.tricks)
-        raise ConfigError(
-            f"tricks: method {method!r} does not run tricks ({names}) yet; remove them or use "
-            f"a method that does ({WITH_CRITIC})"
-        )
-    if cfg.regularizers:
-        names = ", ".join(r["name"] for r in cfg.regularizers)
-        raise ConfigError(
-            f"regularizers: method {method!r} does not run regularizers ({names}) yet; remove "
-            f"them or use a method that does ({WITH_CRITIC})"
-        )
-
-
 def own_discriminator_loss(cfg, method: str, loss: str) -> None:
     """For a method that trains D with its own loss instead of the recipe objective's: the
     parts that change or add to the objective's loss have nothing to act on."""
