@@ -173,10 +173,6 @@ REFUSED = {
             ("virtual_batch_norm", NO_NOISE),
         )
     },
-    ("cgan", "minibatch_discrimination"): "not supported under method 'cgan'",
-    ("cgan", "minibatch_stddev"): "not supported under method 'cgan'",
-    ("acgan", "minibatch_discrimination"): "not supported under method 'acgan'",
-    ("acgan", "minibatch_stddev"): "not supported under method 'acgan'",
     ("cgan", "virtual_batch_norm"): "not supported under method 'cgan'",
     ("acgan", "virtual_batch_norm"): "not supported under method 'acgan'",
 }

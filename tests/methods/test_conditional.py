@@ -16,6 +16,7 @@ from gankit.methods.conditional import (
     ConditionalGenerator,
     ProjectionDiscriminator,
     acgan_losses,
+    add_class_logits,
 )
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
@@ -53,7 +54,7 @@ def test_acgan_losses_against_written_out_cross_entropies():
 
 def test_acgan_discriminator_splits_source_and_class_logits():
     D = build_discriminator({"name": "mlp", "hidden": 8, "depth": 2}, (2,))
-    A = ACGANDiscriminator(D, 4)
+    A = ACGANDiscriminator(add_class_logits(D, 4))
     x = torch.randn(5, 2)
     s, k = A(x)
     out = D.out(D.body(x))  # (5, 1 + 4)

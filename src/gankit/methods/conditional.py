@@ -48,6 +48,7 @@ from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
+from gankit.tricks import wrap_discriminator
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -75,8 +76,11 @@ class ConditionalGenerator(nn.Module):
         return self.base(torch.cat([z, self.embed(labels).to(z.dtype)], dim=1))
 
 
-def _check_feature_head(D: nn.Module, method: str) -> None:
-    if not isinstance(getattr(D, "out", None), nn.Linear) or not hasattr(D, "feature_dim"):
+def _check_feature_head(D: nn.Module, method: str, replaced: bool = False) -> None:
+    """D scores a feature vector: features(x) of size feature_dim, then head (an output layer
+    `out` where the method replaces it)."""
+    head = isinstance(getattr(D, "out", None), nn.Linear) if replaced else hasattr(D, "head")
+    if not head or not hasattr(D, "feature_dim") or not hasattr(D, "features"):
         raise ConfigError(
             f"discriminator.name: method {method!r} needs a discriminator whose output layer "
             f"scores a feature vector (mlp, dcgan), not {type(D).__name__}"
@@ -103,21 +107,27 @@ class ProjectionDiscriminator(nn.Module):
         return self.D.head(phi) + (self.embed(labels).to(phi.dtype) * phi).sum(1)
 
 
-class ACGANDiscriminator(nn.Module):
-    """A gankit discriminator with 1 + K outputs: forward(x) -> (source logit (N,), class
-    logits (N, K))."""
+def add_class_logits(D: nn.Module, num_classes: int) -> nn.Module:
+    """D with its output layer replaced by one with 1 + K outputs: the source (real/fake)
+    logit and K class logits."""
+    _check_feature_head(D, "acgan", replaced=True)
+    D.out = nn.Linear(D.feature_dim, 1 + num_classes)
+    return D
 
-    def __init__(self, D: nn.Module, num_classes: int):
+
+class ACGANDiscriminator(nn.Module):
+    """A discriminator whose head has 1 + K outputs (`add_class_logits`, then any layers the
+    tricks add): forward(x) -> (source logit (N,), class logits (N, K))."""
+
+    def __init__(self, D: nn.Module):
         super().__init__()
-        _check_feature_head(D, "acgan")
-        D.out = nn.Linear(D.feature_dim, 1 + num_classes)
         self.D = D
 
     def features(self, x: Tensor) -> Tensor:
         return self.D.features(x)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.D.out(self.D.features(x))
+        out = self.D.head(self.D.features(x))
         return out[:, 0], out[:, 1:]
 
 
@@ -157,10 +167,19 @@ class ConditionalMethod(Players):
     def make_generator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
         return self.build_sampler(cfg, shape, self.num_classes, self.opts["embed_dim"])
 
-    def make_discriminator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
-        return self.wrap_discriminator(
-            build_discriminator(cfg.discriminator, shape), self.num_classes
-        )
+    def discriminator_with_tricks(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        """The recipe's D, the layers tricks add (minibatch features: on D's own features,
+        beneath the class projection or logits), the method's head, then spectral norm over
+        all of it."""
+        adds_layers = [t for t in self.tricks if t.wrap_order == 0]
+        rest = [t for t in self.tricks if t.wrap_order != 0]
+        D = self.with_output(build_discriminator(cfg.discriminator, shape))
+        D = self.conditional_view(wrap_discriminator(adds_layers, D, cfg), self.num_classes)
+        return wrap_discriminator(rest, D, cfg)
+
+    def with_output(self, D: nn.Module) -> nn.Module:
+        """The base D's output layer as the method needs it (ACGAN: 1 + K logits)."""
+        return D
 
     @classmethod
     def build_sampler(cls, cfg, shape, num_classes: int | None = None, embed_dim=None):
@@ -175,7 +194,7 @@ class ConditionalMethod(Players):
         g_cfg["latent_dim"] = g_cfg["latent_dim"] + embed_dim
         return ConditionalGenerator(build_generator(g_cfg, shape), int(num_classes), embed_dim)
 
-    def wrap_discriminator(self, D: nn.Module, K: int) -> nn.Module:
+    def conditional_view(self, D: nn.Module, K: int) -> nn.Module:
         return ProjectionDiscriminator(D, K)
 
     def score_view(self, labels: Tensor) -> nn.Module:
@@ -244,8 +263,11 @@ class CGANMethod(ConditionalMethod):
 class ACGANMethod(ConditionalMethod):
     name = "acgan"
 
-    def wrap_discriminator(self, D: nn.Module, K: int) -> nn.Module:
-        return ACGANDiscriminator(D, K)
+    def with_output(self, D: nn.Module) -> nn.Module:
+        return add_class_logits(D, self.num_classes)
+
+    def conditional_view(self, D: nn.Module, K: int) -> nn.Module:
+        return ACGANDiscriminator(D)
 
     def score_view(self, labels: Tensor) -> nn.Module:
         return ScoreOf(self.discriminator, index=0)
@@ -261,12 +283,6 @@ def _conditional_checks(cfg, method: str, embed_dim: int) -> None:
     one_critic_step(cfg, method)
     no_compile(cfg, method)
     for trick in cfg.tricks:
-        if trick["name"] in ("minibatch_discrimination", "minibatch_stddev"):
-            raise ConfigError(
-                f"tricks: {trick['name']} is not supported under method {method!r} yet: its "
-                "discriminator's output layer is the method's own (class projection or class "
-                "logits), which the trick's widened output layer would replace"
-            )
         if trick["name"] == "virtual_batch_norm":
             raise ConfigError(
                 f"tricks: virtual_batch_norm is not supported under method {method!r} yet: "

@@ -36,8 +36,7 @@ class Players(Method):
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         self.g_player = Player("generator", self.generator, self.opt_g, fast)
         if self.uses_discriminator:
-            D = wrap_discriminator(self.tricks, self.make_discriminator(cfg, shape), cfg)
-            D = D.to(device)
+            D = self.discriminator_with_tricks(cfg, shape).to(device)
             self.discriminator = fast.prepare(D)
             self.opt_d = build_optimizer(D.parameters(), cfg.optim.discriminator, fused)
             player = Player("discriminator", self.discriminator, self.opt_d, fast)
@@ -56,6 +55,11 @@ class Players(Method):
     def make_discriminator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
         """The discriminator before the tricks' changes (with a method's own head)."""
         return build_discriminator(cfg.discriminator, shape)
+
+    def discriminator_with_tricks(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+        """make_discriminator's D with the tricks' changes (a method whose head must sit
+        between them overrides this)."""
+        return wrap_discriminator(self.tricks, self.make_discriminator(cfg, shape), cfg)
 
     def modules(self) -> dict[str, nn.Module]:
         if not self.uses_discriminator:
