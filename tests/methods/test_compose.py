@@ -173,8 +173,6 @@ REFUSED = {
             ("virtual_batch_norm", NO_NOISE),
         )
     },
-    ("cgan", "virtual_batch_norm"): "not supported under method 'cgan'",
-    ("acgan", "virtual_batch_norm"): "not supported under method 'acgan'",
 }
 
 

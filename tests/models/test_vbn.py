@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from gankit.methods.conditional import ConditionalGenerator
 from gankit.models import build_generator
 from gankit.models.vbn import VirtualBatchGenerator, VirtualBatchNorm, convert_batchnorm_to_vbn
 
@@ -148,3 +149,21 @@ def test_virtual_batch_generator_needs_batchnorm():
     )
     with pytest.raises(ValueError, match="generator.batch_norm: true"):
         VirtualBatchGenerator(inner, torch.randn(8, 4))
+
+
+def test_vbn_on_a_conditional_generator_keeps_each_sample_independent_of_its_batch():
+    """A class-conditional G under VBN: a sample depends on its own z and label only (not on
+    the rest of its batch), and on its label."""
+    torch.manual_seed(0)
+    base = build_generator({"name": "mlp", "latent_dim": 4 + 3, "hidden": 16, "depth": 2,
+                            "batch_norm": True}, (2,))  # fmt: skip
+    G = VirtualBatchGenerator(ConditionalGenerator(base, 5, 3), torch.randn(8, 4)).eval()
+    G.train()  # batch statistics in use: the reference batch and each sample only
+    z = torch.randn(6, 4)
+    labels = torch.tensor([3, 0, 1, 4, 2, 3])
+    batch = G(z, labels)
+    alone = torch.cat([G(z[i : i + 1], labels[i : i + 1]) for i in range(6)])
+    torch.testing.assert_close(batch, alone)
+    assert not torch.allclose(G(z[:1], 3), G(z[:1], 1))
+    # labels default to i mod K, as the conditional G's own
+    torch.testing.assert_close(G(z), G(z, torch.arange(6) % 5))

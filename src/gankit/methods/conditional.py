@@ -60,19 +60,25 @@ class ConditionalGenerator(nn.Module):
         self.base = base
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, embed_dim)
+        self.latent_dim = base.latent_dim - embed_dim  # z's size, without the embedding
+        self.out_shape = base.out_shape
 
     def default_labels(self, n: int, device) -> Tensor:
         return torch.arange(n, device=device) % self.num_classes
 
-    def forward(self, z: Tensor, labels: Tensor | int | None = None) -> Tensor:
-        n = z.shape[0]
+    def labels_for(self, n: int, labels: Tensor | int | None, device) -> Tensor:
+        """n labels: the given ones, one class for all (an int), or row i -> i mod K (None)."""
         if labels is None:
-            labels = self.default_labels(n, z.device)
+            labels = self.default_labels(n, device)
         elif isinstance(labels, int):
-            labels = torch.full((n,), labels, dtype=torch.long, device=z.device)
-        labels = labels.to(z.device, torch.long)
+            labels = torch.full((n,), labels, dtype=torch.long, device=device)
+        labels = labels.to(device, torch.long)
         if labels.min() < 0 or labels.max() >= self.num_classes:
             raise ValueError(f"labels must be in [0, {self.num_classes}), got {labels.tolist()}")
+        return labels
+
+    def forward(self, z: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        labels = self.labels_for(z.shape[0], labels, z.device)
         return self.base(torch.cat([z, self.embed(labels).to(z.dtype)], dim=1))
 
 
@@ -282,12 +288,6 @@ def _conditional_checks(cfg, method: str, embed_dim: int) -> None:
     scoring_discriminator(cfg, method)
     one_critic_step(cfg, method)
     no_compile(cfg, method)
-    for trick in cfg.tricks:
-        if trick["name"] == "virtual_batch_norm":
-            raise ConfigError(
-                f"tricks: virtual_batch_norm is not supported under method {method!r} yet: "
-                "its reference batch has no class labels to condition on"
-            )
 
 
 @METHOD_OPTIONS.register("cgan")

@@ -91,7 +91,8 @@ class VirtualBatchGenerator(nn.Module):
     """A generator whose BatchNorm layers are virtual: each sample depends only on its own z.
 
     forward(z) = inner(cat([reference_z, z]))[n:]. reference_z (n, latent_dim) is a buffer, so
-    it is saved with the state dict and a resumed run keeps its reference batch.
+    it is saved with the state dict and a resumed run keeps its reference batch. A conditional
+    inner G gets labels too, fixed ones for the reference rows.
     """
 
     def __init__(self, inner: nn.Module, reference_z: Tensor):
@@ -112,6 +113,15 @@ class VirtualBatchGenerator(nn.Module):
         self.out_shape = inner.out_shape
         self.latent_dim = inner.latent_dim
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, labels=None) -> Tensor:
+        """G(z); a class-conditional inner G (one with `labels_for`) also takes labels, and
+        its reference batch gets classes 0, 1, ... K-1, 0, ... (fixed, as its z)."""
         ref = self.reference_z.to(dtype=z.dtype)
-        return self.inner(torch.cat([ref, z]))[ref.shape[0] :]
+        n = ref.shape[0]
+        if not hasattr(self.inner, "labels_for"):
+            if labels is not None:
+                raise ValueError("this generator takes no labels")
+            return self.inner(torch.cat([ref, z]))[n:]
+        ref_labels = self.inner.default_labels(n, z.device)
+        labels = self.inner.labels_for(z.shape[0], labels, z.device)
+        return self.inner(torch.cat([ref, z]), torch.cat([ref_labels, labels]))[n:]
