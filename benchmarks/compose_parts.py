@@ -25,7 +25,7 @@ from pathlib import Path
 
 from conditional_translation import acgan_table, cyclegan_table, raw_generator_scores
 from semi_supervised import fashion_available
-from tables import machine, sweep_rows, write_summary
+from tables import seeds_footer, sweep_rows, write_summary
 
 from gankit.sweep import run_sweep
 
@@ -88,13 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             table = cyclegan_table(rows[0], args.seeds, steps["cyclegan"])
             parts.append(f"## CycleGAN, digits vs inverted: {LABELS[variant]}\n\n{table}")
             record[f"cyclegan/{variant}"] = {"n": rows[0]["n"], "stats": rows[0]["stats"]}
-    minutes = (time.perf_counter() - started) / 60
     md = (
-        "# Stabilization parts under ACGAN and CycleGAN\n\n" + "\n".join(parts) +
-        f"\nMean ± sample std over seeds 0..{args.seeds - 1}. Command: `{command}`. "
-        f"Machine: {machine()}. Wall time of this invocation: {minutes:.1f} min "
-        "(finished runs are skipped).\n"
-    )  # fmt: skip
+        "# Stabilization parts under ACGAN and CycleGAN\n\n"
+        + "\n".join(parts)
+        + seeds_footer(args.seeds, command, started)
+    )
     write_summary(out, md, record)
     return 0
 

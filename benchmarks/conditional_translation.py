@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from semi_supervised import fashion_available
-from tables import cell, machine, sweep_rows, write_summary
+from tables import cell, seeds_footer, sweep_rows, write_summary
 
 from gankit.sweep import run_sweep
 
@@ -143,13 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             "n": rows[0]["n"],
             "stats": rows[0]["stats"],
         }
-    minutes = (time.perf_counter() - started) / 60
     md = (
-        "# Class-conditional generation and unpaired translation\n\n" + "\n".join(parts) +
-        f"\nMean ± sample std over seeds 0..{args.seeds - 1}. Command: `{command}`. "
-        f"Machine: {machine()}. Wall time of this invocation: {minutes:.1f} min "
-        "(finished runs are skipped).\n"
-    )  # fmt: skip
+        "# Class-conditional generation and unpaired translation\n\n"
+        + "\n".join(parts)
+        + seeds_footer(args.seeds, command, started)
+    )
     write_summary(out, md, record)
     return 0
 

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from semi_supervised import fashion_available
-from tables import cell, machine, pick, sweep_rows, sweep_steps, write_summary
+from tables import cell, pick, seeds_footer, sweep_rows, sweep_steps, write_summary
 
 from gankit.sweep import run_sweep
 
@@ -193,14 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = sweep_rows(out / name, None, [])
         if rows:
             results[name] = (rows[0], sweep_steps(out / name))
-    minutes = (time.perf_counter() - started) / 60
     parts = [f"## {title}\n\n{make(results, args.seeds)}" for title, make in TABLES]
     md = (
-        "# SimGAN, composite losses, LAPGAN and AdaGAN on offline tasks\n\n" + "\n".join(parts) +
-        f"\nMean ± sample std over seeds 0..{args.seeds - 1}. Command: `{command}`. "
-        f"Machine: {machine()}. Wall time of this invocation: {minutes:.1f} min "
-        "(finished runs are skipped).\n"
-    )  # fmt: skip
+        "# SimGAN, composite losses, LAPGAN and AdaGAN on offline tasks\n\n" + "\n".join(parts)
+    ) + seeds_footer(args.seeds, command, started)
     plain = {n: {"steps": st, "n": r["n"], "stats": r["stats"]} for n, (r, st) in results.items()}
     write_summary(out, md, {"command": command, "results": plain})
     return 0

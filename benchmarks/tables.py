@@ -10,6 +10,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -36,6 +37,17 @@ def provenance(command: str, minutes: float, table_only: bool) -> str:
     return (
         f"Wall time of the last invocation, `{command}`: {minutes:.1f} min (finished runs are "
         "skipped)."
+    )
+
+
+def seeds_footer(seeds: int, command: str, started: float) -> str:
+    """The summary's closing sentence for tables of seeds 0..S-1 made by one timed invocation
+    (`started`: its time.perf_counter() at the start)."""
+    minutes = (time.perf_counter() - started) / 60
+    return (
+        f"\nMean ± sample std over seeds 0..{seeds - 1}. Command: `{command}`. "
+        f"Machine: {machine()}. Wall time of this invocation: {minutes:.1f} min "
+        "(finished runs are skipped).\n"
     )
 
 
