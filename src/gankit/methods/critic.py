@@ -21,9 +21,9 @@ knowing them:
 hands the penalties a view of it in their RegularizerContext, a module x -> D's real/fake
 score of x: `ScoreOf` (ACGAN's source logit, a conditional D at given labels, a LAPGAN level
 at its coarser image) or `NegativeEnergy` (an autoencoder D). `tag` names a second
-discriminator in the logs (reg/R1/d_a). Discriminators that share one optimizer (CycleGAN's D_A and D_B) share one
-`Player`: the method updates it once on the summed losses and calls each critic's
-`after_step`.
+discriminator in the logs (reg/R1/d_a). Discriminators that share one optimizer (CycleGAN's
+D_A and D_B) share one `Player`: the method updates it once on the summed losses and calls
+each critic's `after_step`.
 """
 
 from __future__ import annotations
