@@ -15,6 +15,7 @@ from state_equality import assert_same, final_state
 import gankit
 from gankit.api import prepare
 from gankit.errors import ConfigError
+from gankit.training.distributed import shard_method_streams
 
 N = 2  # steps before and after the resume
 
@@ -269,3 +270,23 @@ def test_adagan_resumes_mid_round_with_the_round_s_trick_state(tmp_path, fast_ov
     for key in ("modules", "optimizers", "method"):
         assert_same(a[key], b[key], key, skip=("rng",))
     assert a["method"]["round"] == 1
+
+
+@pytest.mark.parametrize(
+    "method, streams",
+    [("cyclegan", 2), ("lapgan", 1 + 2), ("mdgan", 1 + 2)],
+    ids=["cyclegan-two-critics", "lapgan-a-critic-per-level", "mdgan-two-critics"],
+)
+def test_data_parallel_sharding_reaches_every_critic_s_tricks(
+    tmp_path, fast_overrides, method, streams
+):
+    """Under torchrun each per-sample random stream draws the global batch and keeps this
+    rank's rows: the latent noise and the tricks of every discriminator's critic (one
+    instance-noise trick each here: CycleGAN's two, LAPGAN's two levels, MDGAN's two Ds)."""
+    preset, over = overrides(method, "instance_noise", fast_overrides)
+    trainer = prepare(gankit.load_recipe(preset, {**over, "schedule.steps": 1}), out=tmp_path / "r")
+    assert shard_method_streams(trainer.method, 1, 2) == streams
+    critics = [v for v in vars(trainer.method).values() if type(v).__name__ == "Critic"]
+    critics += getattr(trainer.method, "critics", [])
+    assert len(critics) == 2
+    assert all(c.tricks[0].rank == 1 and c.tricks[0].world == 2 for c in critics)
