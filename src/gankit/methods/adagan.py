@@ -65,7 +65,6 @@ from gankit.methods.options import (
     one_critic_step,
     scoring_discriminator,
 )
-from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.objectives import build_objective
@@ -185,12 +184,9 @@ class AdaGANMethod(Players):
         self.discriminator = fast.prepare(D.to(device))
         self.classifier = fast.prepare(build_discriminator(cfg.discriminator, shape).to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
-        self.opt_d = build_optimizer(
-            self.discriminator.parameters(), cfg.optim.discriminator, fused
-        )
         self.opt_c = build_optimizer(self.classifier.parameters(), cfg.optim.discriminator, fused)
-        player = Player("discriminator", self.discriminator, self.opt_d, fast)
-        self.critic = Critic(cfg, self.objective, tricks, self.discriminator, player, fast)
+        self.critic = Critic.with_optimizer(cfg, self.objective, tricks, self.discriminator, fast)
+        self.opt_d = self.critic.optimizer
         self.attach_round(0)
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device

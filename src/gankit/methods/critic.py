@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError
+from gankit.methods.base import build_optimizer
 from gankit.methods.fast import FastMode
 from gankit.methods.player import Player, freeze
 from gankit.regularizers import RegularizerContext, build_regularizer
@@ -75,6 +76,23 @@ class Critic:
         self.has_generator_terms = bool(self.g_regularizers) or any(
             type(t).g_penalty is not Trick.g_penalty for t in tricks
         )
+
+    @classmethod
+    def with_optimizer(
+        cls, cfg, objective, tricks: list, discriminator: nn.Module, fast: FastMode, **options
+    ) -> Critic:
+        """A Critic whose D has an optimizer of its own (optim.discriminator) in a Player
+        named `name` (default "discriminator"); `scale` and `tag` as the constructor's."""
+        name = options.pop("name", "discriminator")
+        opt = build_optimizer(
+            discriminator.parameters(), cfg.optim.discriminator, fast.fused_optimizer
+        )
+        player = Player(name, discriminator, opt, fast)
+        return cls(cfg, objective, tricks, discriminator, player, fast, **options)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.player.optimizer
 
     def attach(self, host) -> None:
         """Hand every trick the players it works on: `host` has .generator, .discriminator,

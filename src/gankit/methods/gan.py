@@ -74,11 +74,10 @@ class GANMethod(Method):
         discriminator = build_discriminator(cfg.discriminator, shape)
         discriminator = wrap_discriminator(self.tricks, discriminator, cfg).to(self.device)
         self.discriminator = fast.prepare(discriminator)
-        self.opt_d = build_optimizer(
-            self.discriminator.parameters(), cfg.optim.discriminator, fast.fused_optimizer
+        self.critic = Critic.with_optimizer(
+            cfg, self.objective, self.tricks, self.discriminator, fast
         )
-        player = Player("discriminator", self.discriminator, self.opt_d, fast)
-        self.critic = Critic(cfg, self.objective, self.tricks, self.discriminator, player, fast)
+        self.opt_d = self.critic.optimizer
         self._compiled = {
             "G": fast.compiled(self.generator),
             "D": fast.compiled(self.discriminator),

@@ -64,7 +64,7 @@ from gankit.methods.options import (
     one_critic_step,
     scoring_discriminator,
 )
-from gankit.methods.player import Player, grad_norm
+from gankit.methods.player import grad_norm
 from gankit.methods.players import Players
 from gankit.models import ENCODERS, build_discriminator, build_encoder
 from gankit.regularizers import RegularizerContext
@@ -220,13 +220,16 @@ class MDGANMethod(_EncoderMethod):
             tricks, build_discriminator(cfg.discriminator, tuple(data.shape)), cfg
         )
         self.discriminator_diffusion = D = self.fast.prepare(D.to(device))
-        self.opt_dd = build_optimizer(
-            D.parameters(), cfg.optim.discriminator, self.fast.fused_optimizer
+        self.critic_diffusion = Critic.with_optimizer(
+            cfg,
+            self.objective,
+            tricks,
+            D,
+            self.fast,
+            name="discriminator_diffusion",
+            tag="diffusion",
         )
-        player = Player("discriminator_diffusion", D, self.opt_dd, self.fast)
-        self.critic_diffusion = Critic(
-            cfg, self.objective, tricks, D, player, self.fast, tag="diffusion"
-        )
+        self.opt_dd = self.critic_diffusion.optimizer
         self.critic_diffusion.attach(Pairing(cfg, device, self.generator, D, seed_offset=100))
 
     def modules(self) -> dict[str, nn.Module]:

@@ -100,7 +100,7 @@ class Pix2PixMethod(Method):
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
         self.g_player = Player("generator", self.generator, self.opt_g, fast)
         self.critic = translation_critic(self, cfg, self.discriminator, tricks)
-        self.opt_d = self.critic.player.optimizer
+        self.opt_d = self.critic.optimizer
         self.batch_size = cfg.schedule.batch_size
         self.critic.attach(self)
 

@@ -38,9 +38,10 @@ class Players(Method):
         if self.uses_discriminator:
             D = self.discriminator_with_tricks(cfg, shape).to(device)
             self.discriminator = fast.prepare(D)
-            self.opt_d = build_optimizer(D.parameters(), cfg.optim.discriminator, fused)
-            player = Player("discriminator", self.discriminator, self.opt_d, fast)
-            self.critic = Critic(cfg, self.objective, self.tricks, self.discriminator, player, fast)
+            self.critic = Critic.with_optimizer(
+                cfg, self.objective, self.tricks, self.discriminator, fast
+            )
+            self.opt_d = self.critic.optimizer
             self.critic.attach(self)
         self.noise = Noise(
             cfg.generator["latent_dim"], cfg.generator["latent_dist"], cfg.seed + 1, device

@@ -140,12 +140,9 @@ class SimGANMethod(Method):
         self.discriminator = fast.prepare(D.to(device))
         fused = fast.fused_optimizer
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
-        self.opt_d = build_optimizer(
-            self.discriminator.parameters(), cfg.optim.discriminator, fused
-        )
         self.g_player = Player("generator", self.generator, self.opt_g, fast)
-        d_player = Player("discriminator", self.discriminator, self.opt_d, fast)
-        self.critic = Critic(cfg, self.objective, tricks, self.discriminator, d_player, fast)
+        self.critic = Critic.with_optimizer(cfg, self.objective, tricks, self.discriminator, fast)
+        self.opt_d = self.critic.optimizer
         self.buffer = HistoryBuffer(opts["buffer_size"], cfg.seed + 13)
         self.batch_size = cfg.schedule.batch_size
         self.critic.attach(self)

@@ -215,10 +215,9 @@ class SSLMethod(Players):
         tricks = build_tricks(cfg, objective)
         self.discriminator = D = fast.prepare(wrap_discriminator(tricks, D, cfg).to(device))
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.optim.generator, fused)
-        self.opt_d = build_optimizer(D.parameters(), cfg.optim.discriminator, fused)
         self.g_player = Player("generator", self.generator, self.opt_g, fast)
-        player = Player("discriminator", D, self.opt_d, fast)
-        self.critic = Critic(cfg, objective, tricks, D, player, fast)
+        self.critic = Critic.with_optimizer(cfg, objective, tricks, D, fast)
+        self.opt_d = self.critic.optimizer
         self.score = RealFakeLogit(D)
         self.ema = EMA(D, opts["ema_decay"]) if opts["ema_decay"] > 0 else None
         self.noise = Noise(

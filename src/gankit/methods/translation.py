@@ -35,10 +35,8 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError
-from gankit.methods.base import build_optimizer
 from gankit.methods.critic import Critic
 from gankit.methods.lr_decay import linear_decay_factor
-from gankit.methods.player import Player
 
 BANK = 64  # source images in the sampler's bank
 PAPER_OBJECTIVES = ("least_squares", "non_saturating")
@@ -85,11 +83,9 @@ def paper_scales(objective) -> tuple[float, float]:
 def translation_critic(method, cfg, D: nn.Module, tricks: list, tag: str = ""):
     """The Critic of an image-to-image D: the recipe's objective at the papers' scale, the
     tricks and penalties attached; its own optimizer unless the method shares one."""
-    fast = method.fast
-    opt = build_optimizer(D.parameters(), cfg.optim.discriminator, fast.fused_optimizer)
-    player = Player("discriminator", D, opt, fast)
     objective = method.objective
-    return Critic(cfg, objective, tricks, D, player, fast, paper_scales(objective), tag)
+    scale = paper_scales(objective)
+    return Critic.with_optimizer(cfg, objective, tricks, D, method.fast, scale=scale, tag=tag)
 
 
 class LinearDecay:
