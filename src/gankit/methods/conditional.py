@@ -24,7 +24,8 @@ class logits (taken from the logits, F.cross_entropy, never after a softmax):
     g_loss = objective.g_loss(s(G(z, c))) + w CE(k(G(z, c)), c)
 
 (the paper: D maximizes L_S + L_C, G maximizes L_C - L_S; here the objective's G loss, the
-non-saturating one by default). Logged: `acc_real`, `acc_fake` (D's class accuracy).
+non-saturating one by default). With `d_class_loss: real`, D's class term is w CE(k(x), y)
+only. Logged: `acc_real`, `acc_fake` (D's class accuracy).
 """
 
 from __future__ import annotations
@@ -139,13 +140,21 @@ class ACGANDiscriminator(nn.Module):
 
 # -- ACGAN losses (pure functions of D's outputs) ---------------------------------------------
 def acgan_losses(
-    source_d_loss: Tensor, k_real, y_real, k_fake, y_fake, class_weight: float = 1.0
+    source_d_loss: Tensor,
+    k_real,
+    y_real,
+    k_fake,
+    y_fake,
+    class_weight: float = 1.0,
+    fake_class_loss: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """(d_loss, CE of the fakes' class logits) for ACGAN: the objective's D loss on the source
-    logits plus the weighted cross-entropies of the class logits k (not softmaxed)."""
+    logits plus the weighted cross-entropies of the class logits k (not softmaxed); with
+    fake_class_loss=False, D's classifier learns from the real images only."""
     ce_real = F.cross_entropy(k_real.float(), y_real)
     ce_fake = F.cross_entropy(k_fake.float(), y_fake)
-    return source_d_loss + class_weight * (ce_real + ce_fake), ce_fake
+    class_loss = ce_real + ce_fake if fake_class_loss else ce_real
+    return source_d_loss + class_weight * class_loss, ce_fake
 
 
 # -- methods ----------------------------------------------------------------------------------
@@ -169,6 +178,7 @@ class ConditionalMethod(Players):
         super().__init__(cfg, data, device)
         self.label_gen = torch.Generator(device=device).manual_seed(cfg.seed + 5)
         self.class_weight = opts.get("class_weight", 1.0)
+        self.fake_class_loss = opts.get("d_class_loss", "real_and_fake") == "real_and_fake"
 
     def make_generator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
         return self.build_sampler(cfg, shape, self.num_classes, self.opts["embed_dim"])
@@ -235,7 +245,9 @@ class ConditionalMethod(Players):
             d_fake, k_fake = self.judge(fake, y_fake)
             d_loss = critic.d_loss(d_real, d_fake)
             if k_real is not None:
-                d_loss, _ = acgan_losses(d_loss, k_real, y_real, k_fake, y_fake, self.class_weight)
+                d_loss, _ = acgan_losses(
+                    d_loss, k_real, y_real, k_fake, y_fake, self.class_weight, self.fake_class_loss
+                )
             ctx = RegularizerContext(self.score_view(y_real), real, fake, step)
             d_loss = critic.d_terms(d_loss, logs, ctx)
         critic.step(d_loss, logs, self.collect_stats)
@@ -298,8 +310,17 @@ def cgan_options(cfg, embed_dim: int = 32) -> None:
 
 
 @METHOD_OPTIONS.register("acgan")
-def acgan_options(cfg, embed_dim: int = 32, class_weight: float = 1.0) -> None:
-    """embed_dim: as cgan; class_weight: weight of the class cross-entropies in both losses."""
+def acgan_options(
+    cfg, embed_dim: int = 32, class_weight: float = 1.0, d_class_loss: str = "real_and_fake"
+) -> None:
+    """embed_dim: as cgan; class_weight: weight of the class cross-entropies in both losses;
+    d_class_loss: which images D's classifier learns from: real_and_fake (the paper) or real
+    (a common variant: D cannot learn to read the requested class off G's artifacts, so G must
+    draw the class as the real images show it)."""
     _conditional_checks(cfg, "acgan", embed_dim)
+    if d_class_loss not in ("real_and_fake", "real"):
+        raise ConfigError(
+            f"method_options.d_class_loss: must be real_and_fake or real, got {d_class_loss!r}"
+        )
     if class_weight < 0:
         raise ConfigError(f"method_options.class_weight: must be >= 0, got {class_weight}")
