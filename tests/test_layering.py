@@ -57,8 +57,6 @@ LAYER = {
 # (importing module, imported module) -> why it is still there. Each is a debt of issue 27
 # (items 3-5): remove the entry with the import.
 KNOWN_UPWARD = {
-    # periodic evaluation is in the trainer, not a part hooked on its events (item 3)
-    ("gankit.training.trainer", "gankit.metrics.evaluate"): "periodic evaluation",
     # metrics/evaluate.py scores runs (loading them), not only samples (item 4)
     ("gankit.metrics.evaluate", "gankit.run"): "evaluate loads runs",
     ("gankit.metrics.refinement", "gankit.run"): "evaluate loads runs",

@@ -15,6 +15,7 @@ from typing import Any
 from gankit.config import RunConfig, load_recipe, parse_override, preset_names
 from gankit.errors import GankitError
 from gankit.methods.lr_decay import check_resume_decay
+from gankit.metrics.periodic import PeriodicEval
 from gankit.run import Run
 from gankit.training.checkpoint import checkpoint_step, list_checkpoints
 from gankit.training.outputs import write_text_atomic
@@ -48,7 +49,12 @@ def prepare(
         cfg = recipe
     else:
         cfg = load_recipe(recipe, overrides)
-    return Trainer(cfg, Path(out) if out is not None else default_run_dir(cfg))
+    return Trainer(cfg, Path(out) if out is not None else default_run_dir(cfg), parts=parts(cfg))
+
+
+def parts(cfg: RunConfig) -> list:
+    """The parts a run has beyond the trainer's own: evaluation when eval.every is set."""
+    return [PeriodicEval()] if cfg.eval.every else []
 
 
 def fit(trainer: Trainer) -> Run:
@@ -93,7 +99,7 @@ def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = N
         found = list_checkpoints(run_dir / "checkpoints")
         trained = checkpoint_step(found[-1]) if found else 0
         check_resume_decay(saved.schedule, cfg.schedule, trained)
-    trainer = Trainer(cfg, run_dir, resume=True)
+    trainer = Trainer(cfg, run_dir, resume=True, parts=parts(cfg))
     if overrides and trainer.dist.is_main:  # under torchrun, rank 0 owns the run folder
         write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
     return fit(trainer)

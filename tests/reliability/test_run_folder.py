@@ -145,7 +145,7 @@ def test_metrics_line_cut_short_by_a_kill(tmp_path):
 def test_killed_before_the_first_checkpoint_resume_starts_over(tmp_path, caplog):
     out = tmp_path / "r"
     trainer = prepare("ring8", TINY, out=out)  # the folder exists, no step was trained
-    trainer._unlock()  # as a killed process leaves it
+    trainer.folder.unlock()  # as a killed process leaves it
     del trainer
     resumed = gankit.resume(out)
     assert "no complete checkpoint yet; starting it again at step 0" in caplog.text

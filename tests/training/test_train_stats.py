@@ -90,7 +90,7 @@ def test_trainer_logs_stats_at_every_log_step_and_diversity_by_hand(tmp_path):
 
     G = trainer.method.generator.eval()
     with torch.no_grad():
-        fake = G(trainer.diversity_noise)
+        fake = G(trainer.window.diversity_noise)
     real = trainer.data.reference(256)
     expected = mean_distance(fake) / mean_distance(real)
     assert math.isclose(lines[-1]["diversity"], expected, rel_tol=1e-4)

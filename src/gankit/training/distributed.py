@@ -292,6 +292,29 @@ class Distributed:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def on_main(self, fn):
+        """fn() on rank 0 only; its result reaches every process, and so does its error (the
+        others raise it marked as mirrored: rank 0 reports it). Also a barrier."""
+        if not self.enabled:
+            return fn()
+        outcome = None
+        if self.is_main:
+            try:
+                outcome = ("ok", fn())
+            except (GankitError, OSError) as exc:
+                outcome = ("error", exc)
+        outcome = self.broadcast_object(outcome)
+        if outcome[0] == "error":
+            raise outcome[1] if self.is_main else mirrored(outcome[1])
+        return outcome[1]
+
+    def failing(self, flags: dict[str, Tensor]) -> list[str]:
+        """Names of the 0-d bool flags that are False on any process (one host sync)."""
+        if not flags:
+            return []
+        ok = self.all_reduce_mean(torch.stack([f.float() for f in flags.values()]))
+        return [name for name, good in zip(flags, ok.tolist()) if good != 1.0]
+
 
 def _by_kind(tensors: list[Tensor]) -> list[list[Tensor]]:
     groups: dict[tuple, list[Tensor]] = {}

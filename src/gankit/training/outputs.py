@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+from tqdm.auto import tqdm
+
+logger = logging.getLogger("gankit.training")
 
 
 def image_grid(
@@ -152,3 +157,12 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def warn_user(message: str) -> None:
+    """A warning that reaches the user: through `logging` when the application configured it,
+    else printed above the progress bar."""
+    if logger.hasHandlers():
+        logger.warning(message)
+    else:
+        tqdm.write(f"gankit: warning: {message}", file=sys.stderr)
