@@ -3,6 +3,7 @@ registrations are global to a process), and what they build behaves as the page 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -28,13 +29,23 @@ def test_the_page_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = tmp_path / "runs" / "extending"
-    for name in ("objective", "trick-gan", "trick-acgan", "ragan"):
+    for name in ("objective", "trick-gan", "trick-acgan", "ragan", "metric", "extractor", "part"):
         assert (runs / name / "config.yaml").is_file(), name
     # the recipe names the trick, and the checkpoint holds its random stream
     assert "input_dropout" in (runs / "trick-acgan" / "config.yaml").read_text()
     newest = sorted((runs / "trick-acgan" / "checkpoints").glob("step_*"))[-1]
     state, _ = load_checkpoint(newest)
     assert "generator" in state["method"]["tricks"]["input_dropout"]
+    # the part's log went into the checkpoint, and it matches metrics.jsonl's d_loss lines
+    state, _ = load_checkpoint(sorted((runs / "part" / "checkpoints").glob("step_*"))[-1])
+    logged = [
+        (line["step"], line["d_loss"])
+        for line in map(json.loads, (runs / "part" / "metrics.jsonl").read_text().splitlines())
+        if "d_loss" in line
+    ]
+    assert [tuple(p) for p in state["trainer"]["d_loss_log"]] == logged
+    # the metric kept RUN_DIR/best by its score; the extractor's name is in the protocol
+    assert (runs / "metric" / "best").is_dir()
 
 
 def test_ragan_losses_against_the_paper():

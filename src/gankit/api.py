@@ -19,6 +19,7 @@ from gankit.metrics.periodic import PeriodicEval
 from gankit.run import Run
 from gankit.training.checkpoint import checkpoint_step, list_checkpoints
 from gankit.training.outputs import write_text_atomic
+from gankit.training.events import Part
 from gankit.training.trainer import Trainer
 
 RESUME_OVERRIDABLE = (
@@ -40,19 +41,22 @@ def prepare(
     recipe: RunConfig | str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
     out: str | Path | None = None,
+    parts: list[Part] = (),
 ) -> Trainer:
     """Build everything a run needs (data, networks, run folder) without training yet, so
-    every error in the recipe or the data shows up before the first step."""
+    every error in the recipe or the data shows up before the first step. parts: your own
+    parts of training (gankit.training.events.Part), hooked on the loop's events."""
     if isinstance(recipe, RunConfig):
         if overrides:
             raise GankitError("pass overrides to load_recipe, not with a RunConfig")
         cfg = recipe
     else:
         cfg = load_recipe(recipe, overrides)
-    return Trainer(cfg, Path(out) if out is not None else default_run_dir(cfg), parts=parts(cfg))
+    run_dir = Path(out) if out is not None else default_run_dir(cfg)
+    return Trainer(cfg, run_dir, parts=[*run_parts(cfg), *parts])
 
 
-def parts(cfg: RunConfig) -> list:
+def run_parts(cfg: RunConfig) -> list[Part]:
     """The parts a run has beyond the trainer's own: evaluation when eval.every is set."""
     return [PeriodicEval()] if cfg.eval.every else []
 
@@ -68,13 +72,19 @@ def train(
     recipe: RunConfig | str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
     out: str | Path | None = None,
+    parts: list[Part] = (),
 ) -> Run:
     """Train a recipe (a RunConfig, a YAML path or a preset name; None is the quickstart) into
-    the folder `out` (default runs/NAME-TIMESTAMP) and return the finished Run."""
-    return fit(prepare(recipe, overrides, out))
+    the folder `out` (default runs/NAME-TIMESTAMP) and return the finished Run. parts: as for
+    `prepare`."""
+    return fit(prepare(recipe, overrides, out, parts))
 
 
-def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> Run:
+def resume(
+    run_dir: str | Path,
+    overrides: list[str] | dict[str, Any] | None = None,
+    parts: list[Part] = (),
+) -> Run:
     """Continue a run from its newest complete checkpoint, with its own saved config.
 
     Only schedule.steps (to train longer), logging.*, guard.* and device may be overridden:
@@ -99,7 +109,7 @@ def resume(run_dir: str | Path, overrides: list[str] | dict[str, Any] | None = N
         found = list_checkpoints(run_dir / "checkpoints")
         trained = checkpoint_step(found[-1]) if found else 0
         check_resume_decay(saved.schedule, cfg.schedule, trained)
-    trainer = Trainer(cfg, run_dir, resume=True, parts=parts(cfg))
+    trainer = Trainer(cfg, run_dir, resume=True, parts=[*run_parts(cfg), *parts])
     if overrides and trainer.dist.is_main:  # under torchrun, rank 0 owns the run folder
         write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
     return fit(trainer)

@@ -7,7 +7,10 @@ import signal
 import sys
 from pathlib import Path
 
+from gankit.bench.cases import CASES
+from gankit.demos import DEMOS
 from gankit.errors import GankitError, Terminated
+from gankit.metrics.registry import EXTRACTORS, metric_names
 from gankit.version import __version__
 
 
@@ -222,8 +225,6 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import importlib
 
-    from gankit.demos import DEMOS
-
     out = Path(args.out or f"{args.name}.png")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -355,15 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument(
         "--metrics",
-        help="comma-separated: fid,kid,is,pr,dc,swd,stacked (images) "
-        "or modes,w1 (2D points); default: all that apply",
+        help=f"comma-separated: {','.join(metric_names('images'))} (images), "
+        f"{','.join(metric_names('points'))} (2D points), {','.join(metric_names('run'))} "
+        "(a run's own classifier or conditional generator); default: all that apply",
     )
     p.add_argument("--n-fake", type=int, help="generated samples (default 10,000; 2,500 for 2D)")
     p.add_argument("--ref", default="test", help="reference split (default test)")
     p.add_argument(
         "--extractor",
         default="auto",
-        help="auto, inception, digits, fashion-mnist or a classifier .safetensors",
+        help=f"auto, {', '.join(EXTRACTORS.names())} or a classifier .safetensors",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", help="a checkpoint folder (default: the newest)")
@@ -411,8 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cases",
-        help="comma-separated: mlp-ring8,dcgan32,dcgan28,improved-gan-mlp,patchgan-unet "
-        "(default: all)",
+        help=f"comma-separated: {','.join(CASES)} (default: all)",
     )
     p.add_argument("--device", help="auto (default: CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--rounds", type=int, help="timed rounds per mode (default 5)")
@@ -448,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="draw a figure of a classic GAN training phenomenon")
     p.add_argument(
         "name",
-        choices=["xy-game", "divergences", "optimal-d"],
+        choices=list(DEMOS),
         help="xy-game: gradient play circles the equilibrium; divergences: JS vs W1; "
         "optimal-d: a trained D against p_data / (p_data + p_g)",
     )

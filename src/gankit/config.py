@@ -254,12 +254,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
 
 
 def _resolve_eval(cfg: RunConfig) -> None:
-    from gankit.metrics.evaluate import (
-        HIGHER_IS_BETTER,
-        LOWER_IS_BETTER,
-        check_metrics,
-        default_metrics,
-    )
+    from gankit.metrics.evaluate import check_metrics, default_metrics
+    from gankit.metrics.registry import score_directions
 
     ev = cfg.eval
     _check_range(ev.every, 0, "eval.every", "must be >= 0 (0 turns evaluation off)")
@@ -269,7 +265,7 @@ def _resolve_eval(cfg: RunConfig) -> None:
     except ConfigError as exc:
         raise ConfigError(f"eval.metrics: {exc}") from None
     if ev.best:
-        scores = sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER)
+        scores = sorted(score_directions(("images", "points")))  # what training scores
         if ev.best not in scores:
             raise ConfigError(f"eval.best: unknown score {ev.best!r}; valid: {', '.join(scores)}")
         if not ev.every:

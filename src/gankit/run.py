@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from gankit.config import RunConfig, load_recipe
 from gankit.errors import CheckpointError, GankitError
+from gankit.methods import METHODS, build_sampling_generator
 from gankit.models import build_generator
 from gankit.models.latent import sample_latent
 from gankit.training.checkpoint import list_checkpoints, load_checkpoint, load_module_state
@@ -74,8 +75,6 @@ class Run:
         key = "generator_ema" if ema else "generator"
         if key not in modules:
             raise CheckpointError(f"{path} has no EMA generator: the run was trained without ema")
-        from gankit.methods import build_sampling_generator
-
         shape = tuple(meta["data_shape"])
         G = build_sampling_generator(self.config, shape)  # e.g. MAD-GAN's mixture
         if G is None:
@@ -101,10 +100,11 @@ class Run:
             raise GankitError(f"n: the number of samples must be at least 1, got {n}")
         G = self.generator(ema=ema, device=device)
         if labels is not None:
-            if not hasattr(G, "num_classes"):
+            if not METHODS[self.config.method].conditional:
+                conditional = [n for n, c in METHODS.items() if c.conditional]
                 raise GankitError(
                     f"labels: {self.config.method!r} runs are not class-conditional; "
-                    "labels are for cgan and acgan runs"
+                    f"labels are for {' and '.join(conditional)} runs"
                 )
             labels = torch.full((n,), labels) if isinstance(labels, int) else labels
             labels = torch.as_tensor(labels, dtype=torch.long, device=device)

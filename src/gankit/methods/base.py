@@ -83,6 +83,10 @@ class Method:
     # True for a method that sets its own learning rates every step (CycleGAN's decay): the
     # trainer's schedule.lr_decay_* would fight it, so a recipe may not set both
     owns_lr_schedule: bool = False
+    # What the method offers evaluation (metrics/evaluate.py reads these, never its name):
+    trains_classifier: bool = False  # build_classifier + classifier_keys: metric accuracy
+    conditional: bool = False  # G(z, labels=y) draws class y: metric class_accuracy, --labels
+    evaluator: str | None = None  # scored by its own evaluator (metrics EVALUATORS), not FID
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         self.cfg = cfg

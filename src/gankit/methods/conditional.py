@@ -166,6 +166,7 @@ class ConditionalMethod(Players):
     interpolates included, as StudioGAN's conditional gradient penalties do)."""
 
     name = "cgan"
+    conditional = True
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         self.opts = opts = method_options(cfg)

@@ -116,6 +116,7 @@ class ImagePool(ImageStore):
 
 # -- the method -----------------------------------------------------------------------------------
 class CycleGANMethod(Method):
+    evaluator = "translation"
     owns_lr_schedule = True
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):

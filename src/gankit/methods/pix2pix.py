@@ -62,6 +62,7 @@ def pair_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 class Pix2PixMethod(Method):
     name = "pix2pix"  # in error messages (composite reuses these players)
+    evaluator = "translation"
 
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         super().__init__(cfg, data, device)

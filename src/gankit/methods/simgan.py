@@ -115,6 +115,8 @@ def discriminator_fakes(refined: Tensor, buffer: HistoryBuffer) -> Tensor:
 
 
 class SimGANMethod(Method):
+    evaluator = "refinement"
+
     def __init__(self, cfg: RunConfig, data: DataSource, device: torch.device):
         super().__init__(cfg, data, device)
         self.data = data = two_domains(data, "simgan")

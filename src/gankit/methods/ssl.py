@@ -192,6 +192,7 @@ def _in_memory(data: DataSource) -> InMemoryData:
 
 
 class SSLMethod(Players):
+    trains_classifier = True
     # modules() key of the network `gankit eval` tests (metrics/evaluate.py: accuracy)
     classifier_keys = ("classifier_ema", "discriminator")
 

@@ -68,6 +68,7 @@ class ImageClassifier(FeatureExtractor):
             raise GankitError(f"{name}: needs at least 2 classes, got {num_classes}")
         self.name = name
         self.input_shape = input_shape
+        self.input_channels = input_shape[0]
         self.num_classes = int(num_classes)
         self.weights_sha256 = None
         c = input_shape[0]

@@ -20,30 +20,57 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gankit.data import DATASETS, build_dataset
+from gankit.data import build_dataset
 from gankit.errors import ConfigError
+from gankit.methods import METHODS
+from gankit.metrics import standard  # noqa: F401 - registers the shipped metrics and extractors
+from gankit.metrics.accuracy import (  # noqa: F401 - re-exported: gankit eval's scores
+    class_accuracy,
+    classifier_accuracy,
+    run_classifier,
+)
+from gankit.metrics.classifier import load_classifier
 from gankit.metrics.features import FeatureExtractor, extract
+from gankit.metrics.reference import reference_options
+from gankit.metrics.refinement import evaluate_refinement
+from gankit.metrics.registry import (
+    EXTRACTORS,
+    MetricInputs,
+    get_metric,
+    metric_names,
+    score_directions,
+)
+from gankit.metrics.translation import evaluate_translation
+from gankit.models.latent import sample_latent
 from gankit.version import __version__
 
-IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "swd", "stacked")
-POINT_METRICS = ("modes", "w1")
-ALL_METRICS = IMAGE_METRICS + POINT_METRICS
-# Scalar names, and which way is better (for keeping the best checkpoint).
-LOWER_IS_BETTER = {"fid", "kid", "swd", "w1", "reverse_kl", "stacked_reverse_kl"}
-HIGHER_IS_BETTER = {
-    "is", "precision", "recall", "density", "coverage", "modes_captured", "high_quality",
-    "stacked_modes", "stacked_high_quality", "stacked_confident_modes",
-}  # fmt: skip
+# a method's own evaluation (Method.evaluator) -> the function that scores its runs
+EVALUATORS = {"refinement": evaluate_refinement, "translation": evaluate_translation}
+
 N_POINTS_2D = 2500  # PacGAN's protocol
 
 
+def data_kind(data_cfg: dict) -> str:
+    """ "points" for the 2D mixtures, else "images": which metrics apply."""
+    return "points" if data_cfg["name"] == "toy2d" else "images"
+
+
+def score_direction(score: str) -> str | None:
+    """ "lower" or "higher" (which way a score is better), None for unknown scores."""
+    return score_directions().get(score)
+
+
 def default_metrics(data_cfg: dict) -> list[str]:
+    """The registered default metrics of the data's kind (stacked digits: their mode count,
+    since the shipped classifiers read one channel and FID needs an --extractor; the spiral:
+    w1, as it has no discrete modes)."""
     name = data_cfg["name"]
-    if name == "toy2d":
-        return ["w1"] if data_cfg.get("mode") == "spiral" else ["modes", "w1"]
-    if name == "stacked":  # the shipped classifiers read one channel: FID needs --extractor
+    if name == "toy2d" and data_cfg.get("mode") == "spiral":
+        return ["w1"]
+    if name == "stacked":
         return ["stacked"]
-    return ["fid", "kid", "is", "pr", "dc"]
+    kind = data_kind(data_cfg)
+    return [m for m in metric_names(kind) if get_metric(m).default]
 
 
 def default_n_fake(data_cfg: dict) -> int:
@@ -51,13 +78,13 @@ def default_n_fake(data_cfg: dict) -> int:
 
 
 def check_metrics(metrics: list[str], data_cfg: dict) -> list[str]:
-    points = data_cfg["name"] == "toy2d"
-    valid = POINT_METRICS if points else IMAGE_METRICS
+    kind = data_kind(data_cfg)
+    valid = metric_names(kind)
     for m in metrics:
         if m not in valid:
-            kind = "2D point" if points else "image"
+            where = "2D point" if kind == "points" else "image"
             raise ConfigError(
-                f"metric {m!r} does not apply to {kind} data {data_cfg['name']!r}; "
+                f"metric {m!r} does not apply to {where} data {data_cfg['name']!r}; "
                 f"valid here: {', '.join(valid)}"
             )
     if "modes" in metrics and data_cfg.get("mode") == "spiral":
@@ -68,32 +95,26 @@ def check_metrics(metrics: list[str], data_cfg: dict) -> list[str]:
 def check_run_metrics(metrics: list[str], cfg) -> list[str]:
     """check_metrics for `gankit eval` of a run of recipe `cfg`: also the metrics scored from the
     run's own networks (accuracy: methods that train a classifier; class_accuracy: class-
-    conditional generators)."""
-    from gankit.methods import METHODS
-
+    conditional generators), as the method declares it offers them."""
+    method = METHODS[cfg.method]
     for m in metrics:
-        if m in CLASSIFIER_METRICS and not hasattr(METHODS[cfg.method], "build_classifier"):
+        if m not in metric_names("run"):
+            continue
+        needs = get_metric(m).needs
+        if "classifier" in needs and not method.trains_classifier:
+            with_one = [n for n, c in METHODS.items() if c.trains_classifier]
             raise ConfigError(
                 f"metric {m!r}: method {cfg.method!r} trains no classifier; it is for "
-                "semi-supervised runs (method ssl)"
+                f"semi-supervised runs (method {', '.join(with_one)})"
             )
-        if m in CONDITIONAL_METRICS and cfg.method not in ("cgan", "acgan"):
+        if "conditional" in needs and not method.conditional:
+            conditional = [n for n, c in METHODS.items() if c.conditional]
             raise ConfigError(
                 f"metric {m!r}: method {cfg.method!r} is not class-conditional; it is for "
-                "cgan and acgan runs"
+                f"{' and '.join(conditional)} runs"
             )
-    check_metrics([m for m in metrics if m not in RUN_METRICS], cfg.data)
+    check_metrics([m for m in metrics if m not in metric_names("run")], cfg.data)
     return list(metrics)
-
-
-def reference_options(data_cfg: dict, split: str) -> tuple[dict, str]:
-    """The data options for the reference set, and the split actually used."""
-    options = {k: v for k, v in data_cfg.items()}
-    has_split = "split" in DATASETS.options(options["name"], ("seed",))
-    if has_split:
-        options["split"] = split
-        return options, split
-    return options, "train (this data set has no other split)"
 
 
 def auto_extractor(data_cfg: dict) -> str:
@@ -106,16 +127,13 @@ def auto_extractor(data_cfg: dict) -> str:
 
 
 def load_extractor(name: str, data_cfg: dict) -> FeatureExtractor:
-    """'auto', 'inception' (the standard FID InceptionV3), 'digits', 'fashion-mnist' (gankit's
-    shipped classifiers) or a path to a classifier made by `gankit classifier train`."""
+    """'auto', a registered extractor (inception: the standard FID InceptionV3; digits,
+    fashion-mnist: gankit's shipped classifiers) or a path to a classifier made by
+    `gankit classifier train`."""
     if name == "auto":
         name = auto_extractor(data_cfg)
-    if name == "inception":
-        from gankit.metrics.inception import load_fid_inception
-
-        return load_fid_inception()
-    from gankit.metrics.classifier import load_classifier
-
+    if name in EXTRACTORS:
+        return EXTRACTORS.get(name)()
     return load_classifier(name)
 
 
@@ -170,22 +188,12 @@ def reference_features(
 
 
 def score_points(fake: Tensor, data_cfg: dict, metrics: list[str], seed: int) -> tuple[dict, dict]:
-    from gankit.metrics.modes import mixture_modes
-    from gankit.metrics.wasserstein import wasserstein1
-
     data = build_dataset(data_cfg, seed=seed)
     real = data.reference(len(fake)).double()
+    inputs = MetricInputs(seed=seed, fake_points=fake, real_points=real, data=data)
     scores: dict = {}
-    if "modes" in metrics:
-        m = mixture_modes(fake.double(), data.means.double(), data.std)
-        scores.update(
-            modes_captured=m["modes_captured"],
-            n_modes=m["n_modes"],
-            high_quality=m["high_quality_fraction"],
-            reverse_kl=m["reverse_kl"],
-        )
-    if "w1" in metrics:
-        scores["w1"] = wasserstein1(fake.double().numpy(), real.numpy())
+    for name in metrics:
+        scores.update(get_metric(name).compute(inputs))
     protocol = {
         "n_real": len(real),
         "reference": {"data": data_cfg, "split": "fresh samples (seeded)"},
@@ -206,87 +214,43 @@ def score_images(
     device: torch.device,
     progress: bool,
 ) -> tuple[dict, dict]:
-    from gankit.metrics.fid import FeatureStats, fid
-    from gankit.metrics.inception_score import inception_score
-    from gankit.metrics.kid import kid
-    from gankit.metrics.prdc import density_coverage, precision_recall
-
+    """Compute the inputs the metrics declare they need, once, then each metric."""
     ref_options, split_used = reference_options(data_cfg, ref_split)
-    feature_metrics = [m for m in metrics if m not in ("swd", "stacked")]
-    stacked_data = data_cfg["name"] == "stacked"
-    if feature_metrics and stacked_data and getattr(extractor, "input_shape", (3,))[0] == 1:
+    needs = {need for m in metrics for need in get_metric(m).needs}
+    feature_metrics = [m for m in metrics if "features" in get_metric(m).needs]
+    if feature_metrics and data_cfg["name"] == "stacked" and extractor.input_channels == 1:
         raise ConfigError(
             f"metrics {', '.join(feature_metrics)} on stacked data: extractor {extractor.name} "
             "reads 1-channel images, these are 3-channel; score `stacked` (each channel on its "
             "own) and `swd`, or pass a 3-channel --extractor (inception)"
         )
-    real_f = n_real = None
-    if feature_metrics:
-        real_f, _, n_real = reference_features(ref_options, extractor, batch_size, device, progress)
-    keep_images = "swd" in metrics or "stacked" in metrics
-    fake_images = fake_f = fake_logits = None
-    if keep_images:
+    x = MetricInputs(seed=seed, extractor=extractor, device=device)
+    n_real = None
+    if "features" in needs:
+        x.real_features, _, n_real = reference_features(
+            ref_options, extractor, batch_size, device, progress
+        )
+    if "images" in needs:
         parts, done = [], 0
         while done < n_fake:
             parts.append(sample(min(batch_size, n_fake - done)).cpu())
             done += len(parts[-1])
-        fake_images = torch.cat(parts)
-    if keep_images and feature_metrics:
-        fake_f, fake_logits = extract(
+        x.fake_images = torch.cat(parts)
+        x.real_images = build_dataset(ref_options, seed=0).x
+    if "features" in needs or "logits" in needs:
+        source = x.fake_images if x.fake_images is not None else sample
+        x.fake_features, x.fake_logits = extract(
             extractor,
-            fake_images,
-            batch_size=batch_size,
-            device=device,
-            progress=progress,
-            desc="sample features",
-        )
-    elif feature_metrics:
-        fake_f, fake_logits = extract(
-            extractor,
-            sample,
-            n=n_fake,
+            source,
+            n=None if x.fake_images is not None else n_fake,
             batch_size=batch_size,
             device=device,
             progress=progress,
             desc="sample features",
         )
     scores: dict = {}
-    if "fid" in metrics:
-        scores["fid"] = fid(FeatureStats.from_features(real_f), FeatureStats.from_features(fake_f))
-    if "kid" in metrics:
-        k = kid(real_f.numpy(), fake_f.numpy(), seed=seed)
-        scores.update(kid=k["mean"], kid_std=k["std"], kid_subset_size=k["subset_size"])
-    if "is" in metrics:
-        if fake_logits is None:
-            raise ConfigError(f"metric 'is': extractor {extractor.name} has no classifier head")
-        s = inception_score(fake_logits, splits=10)
-        scores.update({"is": s["mean"], "is_std": s["std"]})
-    if "pr" in metrics:
-        scores.update(precision_recall(real_f, fake_f, k=3))
-    if "dc" in metrics:
-        scores.update(density_coverage(real_f, fake_f, k=5))
-    if "swd" in metrics:
-        from gankit.metrics.wasserstein import sliced_wasserstein
-
-        real_images = build_dataset(ref_options, seed=0).x
-        scores["swd"] = sliced_wasserstein(
-            fake_images.flatten(1).double().numpy(),
-            real_images.flatten(1).double().numpy(),
-            seed=seed,
-        )
-    if "stacked" in metrics:
-        from gankit.metrics.classifier import stacked_digit_probabilities
-        from gankit.metrics.stacked import stacked_mode_histogram, stacked_quality
-
-        probs = stacked_digit_probabilities(extractor.to(device), fake_images.to(device)).cpu()
-        h = stacked_mode_histogram(probs.argmax(2).numpy())
-        q = stacked_quality(probs)
-        scores.update(
-            stacked_modes=h["modes_hit"],
-            stacked_reverse_kl=h["reverse_kl"],
-            stacked_high_quality=q["high_quality"],
-            stacked_confident_modes=q["confident_modes"],
-        )
+    for name in metrics:
+        scores.update(get_metric(name).compute(x))
     if n_real is None:  # only sample-level scores: the reference set's size
         n_real = len(build_dataset(ref_options, seed=0).x)
     protocol = {
@@ -319,8 +283,6 @@ def compute_metrics(
     The noise comes from its own generator seeded with `seed`: evaluation never touches the
     training run's random streams.
     """
-    from gankit.models.latent import sample_latent
-
     device = torch.device(device)
     metrics = check_metrics(metrics or default_metrics(data_cfg), data_cfg)
     n_fake = n_fake or default_n_fake(data_cfg)
@@ -368,102 +330,11 @@ def compute_metrics(
     }
 
 
-# -- classifier accuracy (methods that train a classifier: ssl) ---------------------------------
-CLASSIFIER_METRICS = ("accuracy",)  # scored by `evaluate` from the run's classifier
-CONDITIONAL_METRICS = ("class_accuracy",)  # scored by `evaluate` from a conditional generator
-RUN_METRICS = CLASSIFIER_METRICS + CONDITIONAL_METRICS
-
-
-@torch.no_grad()
-def class_accuracy(
-    generator: torch.nn.Module,
-    latent: tuple[int, str],
-    num_classes: int,
-    extractor: FeatureExtractor,
-    n_per_class: int = 1000,
-    seed: int = 0,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> tuple[dict, dict]:
-    """How often a classifier (the extractor's head: gankit's shipped classifiers) names the
-    class each sample was generated for (ACGAN's measure, Odena et al. 2017): per class
-    (class_accuracy/c) and their mean (class_accuracy). `generator(z, labels=y)` draws class y."""
-    from gankit.models.latent import sample_latent
-
-    device = torch.device(device)
-    noise = torch.Generator(device=device).manual_seed(seed)
-    was_training = generator.training
-    generator.eval()
-    per_class = {}
-    try:
-        for c in range(num_classes):
-
-            def sample(n: int, c: int = c) -> Tensor:
-                z = sample_latent(n, latent[0], latent[1], device, noise)
-                y = torch.full((n,), c, dtype=torch.long, device=device)
-                return generator(z, labels=y).float()
-
-            _, logits = extract(extractor, sample, n=n_per_class, batch_size=batch_size,
-                                device=device, progress=progress, desc=f"class {c}")  # fmt: skip
-            if logits is None:
-                raise ConfigError(
-                    f"metric 'class_accuracy': extractor {extractor.name} has no classifier head; "
-                    "use a shipped classifier (digits, fashion-mnist) or your own with one"
-                )
-            per_class[c] = float((logits.argmax(1) == c).double().mean())
-    finally:
-        generator.train(was_training)
-    scores = {"class_accuracy": sum(per_class.values()) / num_classes}
-    scores.update({f"class_accuracy/{c}": acc for c, acc in per_class.items()})
-    protocol = {
-        "n_per_class": n_per_class,
-        "classifier": extractor.name,
-        "rule": "argmax of the classifier's logits equals the requested class",
-    }
-    return scores, protocol
-
-
-def run_classifier(run, checkpoint: Path, device: str | torch.device = "cpu"):
-    """(classifier, its module key) of a run whose method declares one (`classifier_keys`,
-    `build_classifier`), loaded from `checkpoint` in eval mode; None for other methods. The
-    classifier EMA when the run kept one."""
-    from gankit.methods import METHODS
-    from gankit.training.checkpoint import load_checkpoint, load_module_state
-
-    method = METHODS[run.config.method]
-    if not hasattr(method, "build_classifier"):
-        return None
-    state, meta = load_checkpoint(checkpoint)
-    key = next(k for k in method.classifier_keys if k in state["modules"])
-    data = build_dataset(run.config.data, seed=0)
-    net = method.build_classifier(run.config, tuple(meta["data_shape"]), data.num_classes)
-    load_module_state(net, state["modules"][key], key, checkpoint)
-    return net.to(device).eval(), key
-
-
-@torch.no_grad()
-def classifier_accuracy(
-    net: torch.nn.Module,
-    data_cfg: dict,
-    split: str = "test",
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-) -> tuple[dict, dict]:
-    """Accuracy (argmax of the K logits) of a classifier on a labeled split of the run's data."""
-    options, split_used = reference_options(data_cfg, split)
-    data = build_dataset(options, seed=0)
-    if data.labels is None:
-        raise ConfigError(f"metric 'accuracy': data {data_cfg['name']!r} has no labels")
-    correct = 0
-    for start in range(0, len(data.x), batch_size):
-        x = data.x[start : start + batch_size].to(device)
-        y = data.labels[start : start + batch_size].to(device)
-        correct += int((net(x).argmax(1) == y).sum())
-    n = len(data.x)
-    scores = {"accuracy": correct / n, "test_error": 1 - correct / n, "test_errors": n - correct}
-    protocol = {"data": options, "split": split_used, "n": n, "rule": "argmax of the K logits"}
-    return scores, protocol
+def offers(method, needs: tuple[str, ...]) -> bool:
+    """Does a method offer what a run metric reads (Method.trains_classifier, .conditional)?"""
+    return ("classifier" not in needs or method.trains_classifier) and (
+        "conditional" not in needs or method.conditional
+    )
 
 
 def evaluate(
@@ -484,52 +355,47 @@ def evaluate(
     from gankit.run import Run
 
     run = Run(run_dir)
-    if run.config.method == "simgan":  # refiner: metrics/refinement.py
-        from gankit.metrics.refinement import evaluate_refinement
-
-        return evaluate_refinement(
-            run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
-        )
-    if run.config.method in ("pix2pix", "cyclegan", "composite"):  # metrics/translation.py
-        from gankit.metrics.translation import evaluate_translation
-
-        return evaluate_translation(
+    method = METHODS[run.config.method]
+    if method.evaluator is not None:  # refiners, translators: scored as such
+        return EVALUATORS[method.evaluator](
             run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
         )
     started = time.perf_counter()
     ckpt = run.checkpoint(checkpoint)
     check_run_metrics(metrics or [], run.config)
-    extra_scores: dict = {}  # metrics scored from the run's own networks
-    extra_protocol: dict = {}
-    # a run that trains a classifier (ssl): its accuracy on the test split, with the samples'
-    # metrics when none are named; --metrics accuracy alone scores only the classifier
-    if metrics is None or "accuracy" in metrics:
-        found_classifier = run_classifier(run, ckpt, device)
-        if found_classifier is not None:
-            net, key = found_classifier
-            scores, acc_protocol = classifier_accuracy(net, run.config.data, ref_split, 256, device)
-            extra_scores.update(scores)
-            extra_protocol["accuracy"] = {**acc_protocol, "classifier": key}
+    # the run's own networks: a trained classifier's test accuracy (ssl), how often each
+    # requested class comes out (cgan, acgan); with the samples' metrics when none are named
+    wanted = [
+        m
+        for m in metric_names("run")
+        if (metrics is None or m in metrics) and offers(method, get_metric(m).needs)
+    ]
     G = run.generator(ema=ema, checkpoint=ckpt, device=device)
     g_cfg = run.config.generator
     latent = (g_cfg["latent_dim"], g_cfg["latent_dist"])
-    # a class-conditional run (cgan, acgan): how often each requested class comes out
-    if (metrics is None or "class_accuracy" in metrics) and hasattr(G, "num_classes"):
+    x = MetricInputs(
+        seed=seed, device=device, generator=G, latent=latent, data_cfg=run.config.data,
+        split=ref_split, n_fake=n_fake or default_n_fake(run.config.data),
+        batch_size=batch_size, progress=progress,
+    )  # fmt: skip
+    if any("classifier" in get_metric(m).needs for m in wanted):
+        x.classifier = run_classifier(run, ckpt, device)
+    if any("logits" in get_metric(m).needs for m in wanted):
         if isinstance(extractor, str):
             extractor = load_extractor(extractor, run.config.data)
-        per_class = max(1, (n_fake or default_n_fake(run.config.data)) // G.num_classes)
-        scores, cls_protocol = class_accuracy(
-            G, latent, G.num_classes, extractor, per_class, seed, batch_size, device, progress
-        )
-        extra_scores.update(scores)
-        extra_protocol["class_accuracy"] = cls_protocol
+        x.extractor = extractor
+    extra_scores: dict = {}
+    for m in wanted:
+        extra_scores.update(get_metric(m).compute(x))
+    extra_protocol = x.protocol
     used_ema = ema if ema is not None else run.config.ema.enabled
     head = {
         "run": str(run.path),
         "checkpoint": ckpt.name,
         "generator": "ema" if used_ema else "raw",
     }
-    sample_metrics = None if metrics is None else [m for m in metrics if m not in RUN_METRICS]
+    run_metrics = metric_names("run")
+    sample_metrics = None if metrics is None else [m for m in metrics if m not in run_metrics]
     if sample_metrics == []:  # only metrics of the run's own networks were asked for
         result = {
             **head,

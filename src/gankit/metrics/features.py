@@ -22,6 +22,7 @@ class FeatureExtractor(nn.Module):
     weights_sha256: str | None = None  # sha256 of the weights file; None for random/untrained
     num_features: int = 0
     num_classes: int | None = None  # None when the extractor has no classifier head
+    input_channels: int = 3  # channels it reads (it adapts 1-channel images to 3 itself)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         """images (N, C, H, W) in [-1, 1] -> (features (N, num_features), logits (N, K) or None)."""

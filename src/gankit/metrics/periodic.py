@@ -3,7 +3,7 @@ logged as eval/NAME, and RUN_DIR/best kept for the best eval.best score so far."
 
 from __future__ import annotations
 
-from gankit.metrics.evaluate import LOWER_IS_BETTER, compute_metrics
+from gankit.metrics.evaluate import compute_metrics, score_direction
 from gankit.training.events import Part
 
 N_POINTS_2D = 2500  # PacGAN's sample count for the 2D mixtures
@@ -52,7 +52,7 @@ class PeriodicEval(Part):
         t.log.scalars(t.step, scores)
         if ev.best:
             value = result["metrics"][ev.best]
-            lower = ev.best in LOWER_IS_BETTER
+            lower = score_direction(ev.best) == "lower"
             if self.best is None or (value < self.best if lower else value > self.best):
                 self.best = float(value)
                 t.checkpoints.save_best({"best": {ev.best: self.best}, "eval": result})
