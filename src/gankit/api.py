@@ -15,11 +15,12 @@ from typing import Any
 from gankit.config import RunConfig, load_recipe, parse_override, preset_names
 from gankit.errors import GankitError
 from gankit.methods.lr_decay import check_resume_decay
+from gankit.metrics.evaluate import evaluate as _evaluate
 from gankit.metrics.periodic import PeriodicEval
 from gankit.run import Run
 from gankit.training.checkpoint import checkpoint_step, list_checkpoints
-from gankit.training.outputs import write_text_atomic
 from gankit.training.events import Part
+from gankit.training.outputs import write_text_atomic
 from gankit.training.trainer import Trainer
 
 RESUME_OVERRIDABLE = (
@@ -117,7 +118,6 @@ def resume(
 
 def evaluate(run_dir: str | Path, **options: Any) -> dict:
     """Score a run (see gankit.metrics.evaluate.evaluate for the options) and write eval.json."""
-    from gankit.metrics.evaluate import evaluate as _evaluate
 
     return _evaluate(run_dir, **options)
 

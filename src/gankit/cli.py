@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import os
+import shlex
 import signal
 import sys
 from pathlib import Path
 
+import yaml
+
+import gankit
+from gankit.api import fit, prepare
 from gankit.bench.cases import CASES
+from gankit.bench.report import markdown
+from gankit.bench.run import run_bench
+from gankit.config import load_recipe, parse_override, preset_names
 from gankit.demos import DEMOS
-from gankit.errors import GankitError, Terminated
+from gankit.errors import ConfigError, GankitError, Terminated
+from gankit.metrics.classifier import save_classifier, train_classifier
+from gankit.metrics.evaluate import evaluate
 from gankit.metrics.registry import EXTRACTORS, metric_names
+from gankit.report import write_report
+from gankit.sweep import run_sweep
+from gankit.training.distributed import wait_for_sibling_workers
 from gankit.version import __version__
 
 
@@ -20,7 +36,6 @@ def _overrides(groups: list[list[str]] | None) -> list[str]:
 
 def _process_place() -> tuple[int, int]:
     """(RANK, LOCAL_RANK) under torchrun (WORLD_SIZE > 1), else (0, 0); never raises."""
-    import os
 
     try:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -60,7 +75,6 @@ def _print_run(run, result: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import gankit
 
     overrides = _overrides(args.set)
     main = _process_place()[0] == 0  # under torchrun only rank 0 prints
@@ -72,8 +86,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         run = gankit.resume(args.resume, overrides)
     else:
-        from gankit.api import fit, prepare
-
         trainer = prepare(args.recipe, overrides, args.out)
         cfg, dist = trainer.cfg, trainer.dist
         where = str(trainer.device)
@@ -95,8 +107,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         _print_run(run, run.result)
         code = _exit_code(run.result)
         if code:
-            from gankit.training.distributed import wait_for_sibling_workers
-
             wait_for_sibling_workers()
         return code
     return 0
@@ -129,7 +139,6 @@ def _parse_labels(text: str, n: int) -> list[int]:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import gankit
 
     run = gankit.open_run(args.run_dir)
     ema = False if args.no_ema else None
@@ -144,9 +153,6 @@ def _metric_list(text: str | None) -> list[str] | None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import json
-
-    from gankit.metrics.evaluate import evaluate
 
     result = evaluate(
         args.run_dir,
@@ -180,9 +186,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_classifier_train(args: argparse.Namespace) -> int:
-    import yaml
-
-    from gankit.metrics.classifier import save_classifier, train_classifier
 
     shortcuts = {
         "digits": {"name": "digits"},
@@ -210,7 +213,6 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from gankit.config import load_recipe, preset_names
 
     names = preset_names()
     width = max(len(name) for name in names)
@@ -223,7 +225,6 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import importlib
 
     out = Path(args.out or f"{args.name}.png")
     try:
@@ -239,7 +240,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from gankit.report import write_report
 
     out = write_report([Path(p) for p in args.run_dirs], Path(args.out))
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB); open it in a browser")
@@ -247,9 +247,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    import shlex
-
-    from gankit.sweep import run_sweep
 
     overrides = _overrides(args.set)
     command = ["gankit", "sweep", args.recipe]
@@ -283,10 +280,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import shlex
-
-    from gankit.bench.run import run_bench
-    from gankit.config import parse_override
 
     overrides = dict(parse_override(item) for item in _overrides(args.set))
     cases = [c.strip() for c in args.cases.split(",")] if args.cases else None
@@ -311,7 +304,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         overrides=overrides,
         command=shlex.join(command),
     )
-    from gankit.bench.report import markdown
 
     print(markdown(result))
     if args.out:
@@ -467,7 +459,6 @@ def _print_error(exc: GankitError) -> None:
     (prefixed with its rank) but not those rank 0 reports too: errors it mirrors from rank 0,
     and recipe errors, which are the same on every process of a machine (the first process
     of each other machine prints those)."""
-    from gankit.errors import ConfigError
 
     rank, local_rank = _process_place()
     prefix = ""
@@ -492,8 +483,6 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(exc)
         return 2
     except BrokenPipeError:  # `gankit presets | head`: the reader left; not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no 2nd error at exit
         return 141  # 128 + SIGPIPE, what a shell tool killed by the closed pipe reports
     except KeyboardInterrupt as exc:

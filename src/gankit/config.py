@@ -16,8 +16,15 @@ from typing import Any, Literal
 
 import yaml
 
+from gankit.data import DATASETS
 from gankit.errors import ConfigError
+from gankit.methods.options import resolve_method_options
+from gankit.metrics.evaluate import check_metrics, default_metrics
+from gankit.metrics.registry import score_directions
+from gankit.models import DISCRIMINATORS, GENERATORS
+from gankit.objectives import OBJECTIVES, build_objective
 from gankit.registry import Registry, coerce
+from gankit.regularizers import REGULARIZERS
 from gankit.schema import (  # noqa: F401 - the recipe types, importable from here too
     DistributedConfig,
     EMAConfig,
@@ -31,6 +38,7 @@ from gankit.schema import (  # noqa: F401 - the recipe types, importable from he
     ScheduleConfig,
     from_dict,
 )
+from gankit.tricks import TRICKS
 
 PRESET_PACKAGE = "gankit.presets"
 
@@ -154,11 +162,6 @@ def _check_range(value: float, low: float, where: str, what: str, strict: bool =
 
 def resolve(cfg: RunConfig) -> RunConfig:
     """Check every component name and option, fill defaults, and check value ranges."""
-    from gankit.data import DATASETS
-    from gankit.models import DISCRIMINATORS, GENERATORS
-    from gankit.objectives import OBJECTIVES, build_objective
-    from gankit.regularizers import REGULARIZERS
-    from gankit.tricks import TRICKS
 
     cfg = copy.deepcopy(cfg)
     cfg.data = _component(cfg.data, DATASETS, "data", ("seed",))
@@ -247,15 +250,12 @@ def resolve(cfg: RunConfig) -> RunConfig:
         )
     if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", cfg.device):
         raise ConfigError(f"device: expected auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
-    from gankit.methods.options import resolve_method_options
 
     cfg.method_options = resolve_method_options(cfg)  # last: its checks read the whole recipe
     return cfg
 
 
 def _resolve_eval(cfg: RunConfig) -> None:
-    from gankit.metrics.evaluate import check_metrics, default_metrics
-    from gankit.metrics.registry import score_directions
 
     ev = cfg.eval
     _check_range(ev.every, 0, "eval.every", "must be >= 0 (0 turns evaluation off)")

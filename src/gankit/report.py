@@ -19,10 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from gankit.data import build_dataset
 from gankit.errors import GankitError
+from gankit.methods import METHODS
+from gankit.models import build_discriminator
+from gankit.run import Run
+from gankit.training.checkpoint import load_checkpoint, load_module_state
 from gankit.training.outputs import read_metrics
+from gankit.tricks import build_tricks, wrap_discriminator
 from gankit.version import __version__
 
 # (section title, keys): a figure per group, one panel per key that some run logged
@@ -158,7 +165,6 @@ def surface_figure(run: RunData) -> bytes | None:
     samples of the newest checkpoint; None for other data or a run without a checkpoint."""
     if list(run.info.get("data_shape") or []) != [2]:
         return None
-    from gankit.run import Run
 
     opened = Run(run.path)
     checkpoints = opened.checkpoints()
@@ -175,13 +181,9 @@ def surface_figure(run: RunData) -> bytes | None:
 
 def load_discriminator(run, checkpoint: Path):
     """The discriminator of a checkpoint, built the way the training method builds it."""
-    from gankit.models import build_discriminator
-    from gankit.training.checkpoint import load_checkpoint, load_module_state
-    from gankit.tricks import build_tricks, wrap_discriminator
 
     state, meta = load_checkpoint(checkpoint)
     cfg = run.config
-    from gankit.methods import METHODS
 
     shape = tuple(meta["data_shape"])
     custom = getattr(METHODS[cfg.method], "checkpoint_discriminator", None)
@@ -196,7 +198,6 @@ def load_discriminator(run, checkpoint: Path):
 
 def _real_points(cfg, n: int):
     """n samples of the real data (its seeded reference set), or None if it cannot be read."""
-    from gankit.data import build_dataset
 
     try:
         data = build_dataset(cfg.data, cfg.seed)
@@ -208,7 +209,6 @@ def _real_points(cfg, n: int):
 
 
 def _grid_axes(fake, real):
-    import numpy as np
 
     clouds = [np.percentile(fake, [1, 99], axis=0)]  # a few far-off fakes do not set the zoom
     if real is not None:
@@ -223,7 +223,6 @@ def _grid_axes(fake, real):
 
 @torch.no_grad()
 def _score_grid(D, xs, ys, probabilistic: bool):
-    import numpy as np
 
     gx, gy = np.meshgrid(xs, ys)
     points = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], axis=1)).float()

@@ -42,6 +42,8 @@ from pathlib import Path
 
 from gankit.config import load_recipe, parse_override
 from gankit.errors import ConfigError, GankitError, Terminated
+from gankit.metrics.evaluate import check_run_metrics
+from gankit.report import write_report
 from gankit.training.checkpoint import list_checkpoints
 from gankit.training.outputs import write_text_atomic
 
@@ -111,7 +113,6 @@ def plan(
     metrics: list[str] | None = None,
 ) -> list[RunSpec]:
     """Every run of the sweep, after resolving each cell's recipe (errors before any run)."""
-    from gankit.metrics.evaluate import check_run_metrics
 
     base = [*QUIET, *(overrides or [])]
     if any(parse_override(item)[0] == "seed" for item in base):
@@ -307,11 +308,7 @@ def csv_table(rows: list[dict], keys: list[str]) -> str:
 
 
 def _report(run_dirs: list[Path], out: Path) -> str:
-    """The HTML report of every finished run, when gankit.report is there to write it."""
-    try:
-        from gankit.report import write_report
-    except ImportError:
-        return "no HTML report: gankit.report is not available"
+    """The HTML report of every finished run."""
     try:
         write_report(run_dirs, out)
     except Exception as exc:  # the tables are written already; say what went wrong

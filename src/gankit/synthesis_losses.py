@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
@@ -193,8 +194,6 @@ def load_vgg16(path: str | Path, depth: int | None = None) -> VGG16Features:
     if not path.is_file():
         raise GankitError(f"VGG16 weights {path}: no such file")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)

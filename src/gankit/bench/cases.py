@@ -23,10 +23,12 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from gankit.bench.pix2pix import Pix2PixStep, build_pix2pix_players
 from gankit.bench.reference import ReferenceGAN, ReferencePix2Pix
 from gankit.config import RunConfig, load_recipe
 from gankit.data import build_dataset
 from gankit.errors import ConfigError
+from gankit.methods import METHODS
 
 
 class Runner(Protocol):
@@ -174,14 +176,11 @@ def build_runner(
     case: Case, mode: str, device: torch.device, overrides: dict[str, Any] | None = None
 ) -> Runner:
     """One mode of one case, its networks initialized from the recipe's seed."""
-    from gankit.methods import METHODS
 
     cfg = case_config(case, mode, device, overrides)
     data = build_dataset(cfg.data, seed=cfg.seed).to(device)
     torch.manual_seed(cfg.seed)  # every mode builds its networks from the same state
     if case.kind == "pix2pix":
-        from gankit.bench.pix2pix import Pix2PixStep, build_pix2pix_players
-
         if mode == "reference":
             G, D = build_pix2pix_players(cfg, data.shape, case.unet)
             return ReferencePix2Pix(cfg, data.x, G, D, case.l1_weight, device)

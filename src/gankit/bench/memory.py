@@ -19,6 +19,9 @@ from typing import Any
 
 import torch
 
+from gankit.bench.cases import CASES, build_runner
+from gankit.bench.measure import synchronize
+
 MIB = 2**20
 
 
@@ -42,8 +45,6 @@ def peak_rss_bytes() -> int:
 
 def probe(case: str, mode: str, device: str, steps: int, overrides: dict[str, Any]) -> dict:
     """Run in the probe process: build one mode, run `steps` steps, measure."""
-    from gankit.bench.cases import CASES, build_runner
-    from gankit.bench.measure import synchronize
 
     dev = torch.device(device)
     runner = build_runner(CASES[case], mode, dev, overrides)

@@ -26,8 +26,10 @@ from gankit.bench.measure import (
 )
 from gankit.bench.memory import run_probe
 from gankit.bench.report import write_results
+from gankit.config import FastConfig
 from gankit.errors import ConfigError
 from gankit.machine import describe_machine, machine_info
+from gankit.methods.fast import resolve_precision
 
 PEAK_REPS = 5
 
@@ -50,8 +52,6 @@ def fast_mode_state(device: torch.device) -> str:
     """What fast mode's `precision: auto` resolves to here (methods/fast.py decides)."""
     if importlib.util.find_spec("gankit.methods.fast") is None:
         return "not in this checkout (gankit-fast rows run gankit's plain fp32 step)."
-    from gankit.config import FastConfig
-    from gankit.methods.fast import resolve_precision
 
     return f"`precision: auto` resolves to {resolve_precision(FastConfig(), device)} on {device}."
 

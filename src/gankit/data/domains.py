@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from gankit.data import DATASETS, build_dataset
 from gankit.data.base import DataSource, InMemoryData
+from gankit.data.rendered import render_digits
 from gankit.errors import ConfigError, DataError
 
 Transform = Literal["invert", "rotate90", "flip", "blur", "edges", "warp"]
@@ -315,7 +316,6 @@ def rendered_digits(
     the rendered digits), B = real digit images (default scikit-learn digits), unpaired.
     The synthetic set is fixed by render_seed (not the run's seed); split test renders another
     set (render_seed + 1) and takes the real test split."""
-    from gankit.data.rendered import render_digits
 
     if n < 2:
         raise ConfigError(f"data.n: needs at least 2 synthetic images, got {n}")

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from gankit.data import build_dataset
 from gankit.data.base import DataSource
 from gankit.errors import ConfigError
 from gankit.methods.critic import ScoreOf
@@ -202,8 +203,6 @@ class ConditionalMethod(Players):
     def build_sampler(cls, cfg, shape, num_classes: int | None = None, embed_dim=None):
         """The conditional generator of a recipe (also for loading a checkpoint's generator)."""
         if num_classes is None:
-            from gankit.data import build_dataset
-
             num_classes = build_dataset(cfg.data, seed=cfg.seed).num_classes
         if embed_dim is None:
             embed_dim = method_options(cfg)["embed_dim"]

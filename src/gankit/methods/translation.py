@@ -34,9 +34,12 @@ import math
 import torch
 from torch import Tensor, nn
 
+from gankit.data.domains import DomainData
 from gankit.errors import ConfigError
 from gankit.methods.critic import Critic
 from gankit.methods.lr_decay import linear_decay_factor
+from gankit.methods.options import no_compile, one_critic_step
+from gankit.models.resnet_generator import TRANSLATORS
 
 BANK = 64  # source images in the sampler's bank
 PAPER_OBJECTIVES = ("least_squares", "non_saturating")
@@ -128,8 +131,6 @@ def decay_window(cfg, decay_start: int | None, decay_steps: int | None) -> tuple
 
 # -- recipe checks --------------------------------------------------------------------------------
 def check_recipe(cfg, method: str) -> None:
-    from gankit.methods.options import no_compile, one_critic_step
-    from gankit.models.resnet_generator import TRANSLATORS
 
     if cfg.generator["name"] not in TRANSLATORS:
         raise ConfigError(
@@ -169,7 +170,6 @@ def check_decay(decay_start: int | None, decay_steps: int | None) -> None:
 
 
 def two_domains(data, method: str):
-    from gankit.data.domains import DomainData
 
     if not isinstance(data, DomainData):
         raise ConfigError(

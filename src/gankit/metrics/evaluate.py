@@ -31,7 +31,7 @@ from gankit.metrics.accuracy import (  # noqa: F401 - re-exported: gankit eval's
 )
 from gankit.metrics.classifier import load_classifier
 from gankit.metrics.features import FeatureExtractor, extract
-from gankit.metrics.reference import reference_options
+from gankit.metrics.reference import auto_extractor, reference_options
 from gankit.metrics.refinement import evaluate_refinement
 from gankit.metrics.registry import (
     EXTRACTORS,
@@ -115,15 +115,6 @@ def check_run_metrics(metrics: list[str], cfg) -> list[str]:
             )
     check_metrics([m for m in metrics if m not in metric_names("run")], cfg.data)
     return list(metrics)
-
-
-def auto_extractor(data_cfg: dict) -> str:
-    name = data_cfg["name"]
-    if name == "digits" or (name == "stacked" and data_cfg.get("source") == "digits"):
-        return "digits"
-    if name in ("idx", "stacked") and "fashion" in str(data_cfg.get("path", "")).lower():
-        return "fashion-mnist"  # (stacked: source idx, a Fashion-MNIST folder)
-    return "inception"
 
 
 def load_extractor(name: str, data_cfg: dict) -> FeatureExtractor:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
@@ -309,8 +310,6 @@ def _load_file(path: Path) -> FIDInceptionV3:
     what = f"FID Inception weights {path}"
     if path.suffix == ".safetensors":
         try:
-            from safetensors.torch import load_file
-
             state = load_file(str(path), device="cpu")
         except Exception as e:  # safetensors raises its own error types for bad files
             raise GankitError(f"{what}: not a valid safetensors file ({_short(e)})") from e

@@ -23,8 +23,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from gankit.data import DATASETS, build_dataset
 from gankit.data.domains import DomainData
 from gankit.errors import GankitError
+from gankit.metrics.classifier import accuracy, load_classifier
+from gankit.metrics.fid import FeatureStats, fid
 
 
 @torch.no_grad()
@@ -32,8 +35,6 @@ def refinement_metrics(
     R: nn.Module, data: DomainData, classifier: nn.Module, batch_size: int = 256
 ) -> dict[str, float]:
     """The scores of refiner R (module docstring); modules used as given (eval mode, device)."""
-    from gankit.metrics.classifier import accuracy
-    from gankit.metrics.fid import FeatureStats, fid
 
     def chunks(x: Tensor):
         return [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
@@ -67,8 +68,6 @@ def evaluate_refinement(
     write: bool = True,
 ) -> dict:
     """refinement_metrics of a simgan run's newest checkpoint (or `checkpoint`) on `split`."""
-    from gankit.data import DATASETS, build_dataset
-    from gankit.metrics.classifier import load_classifier
     from gankit.run import Run
 
     start = time.perf_counter()

@@ -29,8 +29,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from gankit.data import DATASETS, build_dataset
 from gankit.data.domains import INVERTIBLE, DomainData, invert_transform
 from gankit.errors import GankitError
+from gankit.metrics.classifier import accuracy, load_classifier
+from gankit.metrics.fid import FeatureStats, fid
+from gankit.metrics.reference import auto_extractor
+from gankit.models.resnet_generator import build_translator
+from gankit.training.checkpoint import load_checkpoint, load_module_state
 
 
 @torch.no_grad()
@@ -50,7 +56,6 @@ def translation_metrics(
     """Scores of translator G (A -> B; reverse: B -> A, pix2pix's BtoA) and, for CycleGAN, F
     (B -> A) on all images of `data` (module docstring). Modules are used as given (put them
     in eval mode and on the data's device first)."""
-    from gankit.metrics.classifier import accuracy
 
     if reverse and F is not None:
         raise ValueError("reverse is for a single translator (pix2pix BtoA)")
@@ -86,7 +91,6 @@ def target_fid(
     """FID (classifier features, metrics/fid.py) of G's translations of every source image to
     the true targets: fid_ba for reverse (B -> A), else fid_ab; `fid_source` is the FID of the
     untranslated sources to the targets (the score before any translation)."""
-    from gankit.metrics.fid import FeatureStats, fid
 
     src, dst = ("b", "a") if reverse else ("a", "b")
     x, y = data.images(src)[0], data.images(dst)[0]
@@ -106,7 +110,6 @@ def target_fid(
 
 def source_classifier(data_cfg: dict) -> str | None:
     """The shipped classifier for a transformed task's source data, or None."""
-    from gankit.metrics.evaluate import auto_extractor
 
     source = data_cfg.get("source") if data_cfg["name"] == "transformed" else None
     if not source:
@@ -127,11 +130,7 @@ def evaluate_translation(
     """translation_metrics of a pix2pix or cyclegan run's newest checkpoint (or `checkpoint`)
     on the `split` of its data (when its source data set has splits); writes RUN_DIR/eval.json.
     classifier: "auto" (the shipped one for the source data), a name or path, or None."""
-    from gankit.data import DATASETS, build_dataset
-    from gankit.metrics.classifier import load_classifier
-    from gankit.models.resnet_generator import build_translator
     from gankit.run import Run
-    from gankit.training.checkpoint import load_checkpoint, load_module_state
 
     start = time.perf_counter()
     run = Run(run_dir)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from gankit.errors import ConfigError
 from gankit.models import GENERATORS
 from gankit.models.layers import dcgan_init
+from gankit.models.resnet_generator import TRANSLATORS, build_translator
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -85,7 +86,6 @@ def simgan_refiner(
 def build_refiner(options: dict, shape: tuple[int, ...], where: str = "generator") -> nn.Module:
     """The refiner a recipe's generator section names: simgan_refiner, or an image-to-image
     generator (unet, resnet_translator), mapping images of `shape` to the same shape."""
-    from gankit.models.resnet_generator import TRANSLATORS, build_translator
 
     options = dict(options)
     name = options.get("name")

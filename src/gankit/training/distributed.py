@@ -46,16 +46,22 @@ steps, where training-mode BatchNorm does not read them.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from gankit.errors import ConfigError, GankitError
+from gankit.methods.base import Noise
+from gankit.methods.critic import Critic
 from gankit.schema import RunConfig
+from gankit.training.checkpoint import flatten_state
 from gankit.training.rng import mix_seed
+from gankit.tricks import Trick
 
 RANK_SALT = 1_000_000  # per-rank global seeds: mix_seed(seed, RANK_SALT + rank)
 
@@ -328,9 +334,6 @@ def shard_method_streams(method, rank: int, world: int) -> int:
     rank's rows: its latent `Noise` objects and its tricks (instance noise, random label
     smoothing targets), also those attached to its critics. Looks at the method's attributes
     and lists; returns how many."""
-    from gankit.methods.base import Noise
-    from gankit.methods.critic import Critic
-    from gankit.tricks import Trick
 
     streams: dict[int, object] = {}
     for value in list(vars(method).values()):
@@ -360,9 +363,6 @@ def dump_rank_state(dist_: Distributed, state_dict) -> Path | None:
     folder = os.environ.get(DUMP_ENV)
     if not folder:
         return None
-    from safetensors.torch import save_file
-
-    from gankit.training.checkpoint import flatten_state
 
     state = state_dict()
     _, tensors = flatten_state({k: state[k] for k in ("modules", "optimizers")})
@@ -382,7 +382,6 @@ def wait_for_sibling_workers(timeout: float = 30.0, poll: float = 0.05) -> bool:
     second failure. So rank 0 exits last. Workers are found as the processes sharing this
     process's parent (torchrun's agent) in /proc; elsewhere (no /proc, not under torchrun)
     this returns at once."""
-    import time
 
     if "TORCHELASTIC_RUN_ID" not in os.environ or not Path("/proc/self/stat").exists():
         return True
