@@ -47,6 +47,7 @@ from tables import (
     step_overrides,
     sweep_commands,
     sweep_rows,
+    with_registered_methods,
     write_summary,
 )
 
@@ -83,6 +84,9 @@ METHODS: dict[str, tuple[str, list[str]]] = {
 # ... and its learning rates decayed linearly toward 0 over the last LR_DECAY_STEPS steps (the
 # last half of a shorter run): schedule.lr_decay_start is set from --steps
 METHODS["GAN + R1 + EMA + lr decay"] = METHODS["GAN + R1 + EMA"]
+LABELLED = list(METHODS)  # the rows the published table shows (the default set)
+# any other registered method, under its own name, on ring8's networks (--methods NAME)
+METHODS = with_registered_methods(METHODS, lambda name: ("ring8", [f"method={name}"]))
 LR_DECAY = {"GAN + R1 + EMA + lr decay"}
 LR_DECAY_STEPS = 10_000
 PROTOCOL = [
@@ -156,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2000, help="generator steps per run")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--methods", help="comma-separated subset of: " + ", ".join(METHODS))
+    parser.add_argument(
+        "--methods",
+        help="comma-separated (default: the table's rows): " + ", ".join(LABELLED)
+        + ", or a registered method's name: " + ", ".join(METHODS.keys() - set(LABELLED)),
+    )  # fmt: skip
     parser.add_argument("--out", default="benchmarks/results/modes_2d")
     parser.add_argument(
         "--init",
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         help="train nothing: rebuild OUT/summary.md and .json from OUT/*/sweep.json",
     )
     args = parser.parse_args(argv)
-    names = pick(parser, args.methods, METHODS, "methods")
+    names = pick(parser, args.methods, METHODS, "methods", default=LABELLED)
     datas = pick(parser, args.data, ("ring", "grid"), "data")
     out = Path(args.out)
     started = time.perf_counter()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from gankit.methods import METHODS as REGISTERED_METHODS
 from gankit.sweep import summarize
 
 
@@ -119,10 +120,12 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
 
-def pick(parser: argparse.ArgumentParser, text: str | None, valid, what: str) -> list[str]:
-    """The names of a comma-separated option (all of `valid` when it is not given); an unknown
-    name is a usage error that lists the valid ones."""
-    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(valid)
+def pick(
+    parser: argparse.ArgumentParser, text: str | None, valid, what: str, default=None
+) -> list[str]:
+    """The names of a comma-separated option (`default`, else all of `valid`, when it is not
+    given); an unknown name is a usage error that lists the valid ones."""
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(default or valid)
     unknown = [n for n in names if n not in valid]
     if unknown:
         parser.error(f"unknown {what} {unknown}; valid: {', '.join(valid)}")
@@ -173,3 +176,13 @@ def add_step_options(parser: argparse.ArgumentParser, pack_batch: int) -> None:
         help=f"PacGANm: m generator calls of {pack_batch} samples (the reference code's BN "
         "statistics)",
     )
+
+
+def with_registered_methods(rows: dict, row_of_method) -> dict:
+    """A script's labelled rows, then every method of gankit's registry under its own name (as
+    `row_of_method(name)`) that is not a row already: `--methods NAME` benchmarks a method
+    registered today without editing the script."""
+    out = dict(rows)
+    for name in REGISTERED_METHODS:
+        out.setdefault(name, row_of_method(name))
+    return out
