@@ -52,6 +52,30 @@ def test_acgan_losses_against_written_out_cross_entropies():
     assert g_class.item() == pytest.approx(naive_ce(k_fake, y_fake).item(), rel=1e-5)
 
 
+def test_acgan_class_loss_variants_against_written_out_cross_entropies():
+    """d_class_loss real: D's class term on the real images only; twin (TAC-GAN): the main
+    classifier (first K logits) on real images, the twin (last K) on the fakes, and G's class
+    term CE(main) - CE(twin) on its samples."""
+    from gankit.methods.conditional import acgan_generator_class_loss
+
+    g = torch.Generator().manual_seed(1)
+    k_real, k_fake = torch.randn(8, 20, generator=g) * 2, torch.randn(8, 20, generator=g) * 2
+    y_real = torch.randint(0, 10, (8,), generator=g)
+    y_fake = torch.randint(0, 10, (8,), generator=g)
+    source = torch.tensor(0.7)
+    d_real, _ = acgan_losses(source, k_real[:, :10], y_real, k_fake[:, :10], y_fake, 2.0, "real")
+    assert d_real.item() == pytest.approx(0.7 + 2.0 * naive_ce(k_real[:, :10], y_real).item())
+    d_twin, g_main = acgan_losses(source, k_real, y_real, k_fake, y_fake, 2.0, "twin")
+    want = 0.7 + 2.0 * (naive_ce(k_real[:, :10], y_real) + naive_ce(k_fake[:, 10:], y_fake))
+    assert d_twin.item() == pytest.approx(want.item(), rel=1e-6)
+    assert g_main.item() == pytest.approx(naive_ce(k_fake[:, :10], y_fake).item(), rel=1e-6)
+    g_twin = acgan_generator_class_loss(k_fake, y_fake, "twin")
+    want_g = naive_ce(k_fake[:, :10], y_fake) - naive_ce(k_fake[:, 10:], y_fake)
+    assert g_twin.item() == pytest.approx(want_g.item(), rel=1e-6)
+    plain = acgan_generator_class_loss(k_fake[:, :10], y_fake, "real_and_fake")
+    assert plain.item() == pytest.approx(naive_ce(k_fake[:, :10], y_fake).item(), rel=1e-6)
+
+
 def test_acgan_discriminator_splits_source_and_class_logits():
     D = build_discriminator({"name": "mlp", "hidden": 8, "depth": 2}, (2,))
     A = ACGANDiscriminator(add_class_logits(D, 4))
@@ -167,3 +191,30 @@ def test_conditional_refuses_unlabeled_data(tmp_path, fast_overrides):
                 {**fast_overrides, "data": data, "schedule.steps": 1},
                 out=tmp_path / preset,
             )
+
+
+@pytest.mark.parametrize("variant", ["real", "twin"])
+def test_acgan_class_loss_variants_train_and_resume_exactly(tmp_path, fast_overrides, variant):
+    base = {
+        **fast_overrides,
+        **SMALL_DCGAN,
+        **CASES["acgan-fashion-mnist"],
+        "logging.every": 1,
+        "schedule.batch_size": 16,
+        "method_options.d_class_loss": variant,
+    }
+    full = gankit.train("acgan-fashion-mnist", {**base, "schedule.steps": 4}, out=tmp_path / "f")
+    gankit.train("acgan-fashion-mnist", {**base, "schedule.steps": 2}, out=tmp_path / "h")
+    resumed = gankit.resume(tmp_path / "h", {"schedule.steps": 4})
+    a, b = final_state(full), final_state(resumed)
+    for key in ("modules", "optimizers", "method", "data"):
+        assert_same(a[key], b[key], key)
+    weights = a["modules"]["discriminator"]
+    (out_key,) = [k for k in weights if k.endswith("out.weight")]
+    out_rows = weights[out_key].shape[0]
+    assert out_rows == (1 + 20 if variant == "twin" else 1 + 10)
+
+
+def test_acgan_refuses_an_unknown_class_loss():
+    with pytest.raises(gankit.ConfigError, match="must be real_and_fake, real or twin"):
+        gankit.load_recipe("acgan-fashion-mnist", {"method_options.d_class_loss": "fake"})

@@ -25,7 +25,13 @@ class logits (taken from the logits, F.cross_entropy, never after a softmax):
 
 (the paper: D maximizes L_S + L_C, G maximizes L_C - L_S; here the objective's G loss, the
 non-saturating one by default). With `d_class_loss: real`, D's class term is w CE(k(x), y)
-only. Logged: `acc_real`, `acc_fake` (D's class accuracy).
+only. With `d_class_loss: twin` (TAC-GAN, Gong et al. 2019, "Twin Auxiliary Classifiers GAN"),
+D has a second set of K logits t, a classifier of the fakes:
+
+    d_loss = objective.d_loss(...) + w (CE(k(x), y) + CE(t(G(z, c)), c))
+    g_loss = objective.g_loss(...) + w (CE(k(G(z, c)), c) - CE(t(G(z, c)), c))
+
+Logged: `acc_real`, `acc_fake` (D's class accuracy, its main classifier).
 """
 
 from __future__ import annotations
@@ -115,11 +121,11 @@ class ProjectionDiscriminator(nn.Module):
         return self.D.head(phi) + (self.embed(labels).to(phi.dtype) * phi).sum(1)
 
 
-def add_class_logits(D: nn.Module, num_classes: int) -> nn.Module:
-    """D with its output layer replaced by one with 1 + K outputs: the source (real/fake)
-    logit and K class logits."""
+def add_class_logits(D: nn.Module, num_classes: int, heads: int = 1) -> nn.Module:
+    """D with its output layer replaced by one with 1 + heads K outputs: the source
+    (real/fake) logit and K class logits per classifier (TAC-GAN: 2)."""
     _check_feature_head(D, "acgan", replaced=True)
-    D.out = nn.Linear(D.feature_dim, 1 + num_classes)
+    D.out = nn.Linear(D.feature_dim, 1 + heads * num_classes)
     return D
 
 
@@ -147,15 +153,33 @@ def acgan_losses(
     k_fake,
     y_fake,
     class_weight: float = 1.0,
-    fake_class_loss: bool = True,
+    d_class_loss: str = "real_and_fake",
 ) -> tuple[Tensor, Tensor]:
     """(d_loss, CE of the fakes' class logits) for ACGAN: the objective's D loss on the source
-    logits plus the weighted cross-entropies of the class logits k (not softmaxed); with
-    fake_class_loss=False, D's classifier learns from the real images only."""
-    ce_real = F.cross_entropy(k_real.float(), y_real)
-    ce_fake = F.cross_entropy(k_fake.float(), y_fake)
-    class_loss = ce_real + ce_fake if fake_class_loss else ce_real
+    logits plus the weighted cross-entropies of the class logits k (not softmaxed).
+    d_class_loss: real_and_fake (the paper), real (D's classifier learns from real images
+    only) or twin (TAC-GAN: k has 2K columns, the main classifier's on real images, the twin's
+    on the fakes)."""
+    K = k_real.shape[1] // 2 if d_class_loss == "twin" else k_real.shape[1]
+    ce_real = F.cross_entropy(k_real[:, :K].float(), y_real)
+    ce_fake = F.cross_entropy(k_fake[:, :K].float(), y_fake)
+    if d_class_loss == "real_and_fake":
+        class_loss = ce_real + ce_fake
+    elif d_class_loss == "twin":
+        class_loss = ce_real + F.cross_entropy(k_fake[:, K:].float(), y_fake)
+    else:
+        class_loss = ce_real
     return source_d_loss + class_weight * class_loss, ce_fake
+
+
+def acgan_generator_class_loss(k_gen: Tensor, y: Tensor, d_class_loss: str) -> Tensor:
+    """G's class term: CE of the main classifier on its samples; under TAC-GAN minus the twin
+    classifier's CE, which cancels the bias toward easily classified samples (Gong et al.
+    2019, "Twin Auxiliary Classifiers GAN")."""
+    if d_class_loss != "twin":
+        return F.cross_entropy(k_gen.float(), y)
+    K = k_gen.shape[1] // 2
+    return F.cross_entropy(k_gen[:, :K].float(), y) - F.cross_entropy(k_gen[:, K:].float(), y)
 
 
 # -- methods ----------------------------------------------------------------------------------
@@ -177,10 +201,10 @@ class ConditionalMethod(Players):
                 f"a folder with one subfolder per class); {data.name} has no labels"
             )
         self.num_classes = int(data.num_classes)
+        self.d_class_loss = opts.get("d_class_loss", "real_and_fake")  # before D is built
         super().__init__(cfg, data, device)
         self.label_gen = torch.Generator(device=device).manual_seed(cfg.seed + 5)
         self.class_weight = opts.get("class_weight", 1.0)
-        self.fake_class_loss = opts.get("d_class_loss", "real_and_fake") == "real_and_fake"
 
     def make_generator(self, cfg: RunConfig, shape: tuple[int, ...]) -> nn.Module:
         return self.build_sampler(cfg, shape, self.num_classes, self.opts["embed_dim"])
@@ -246,7 +270,7 @@ class ConditionalMethod(Players):
             d_loss = critic.d_loss(d_real, d_fake)
             if k_real is not None:
                 d_loss, _ = acgan_losses(
-                    d_loss, k_real, y_real, k_fake, y_fake, self.class_weight, self.fake_class_loss
+                    d_loss, k_real, y_real, k_fake, y_fake, self.class_weight, self.d_class_loss
                 )
             ctx = RegularizerContext(self.score_view(y_real), real, fake, step)
             d_loss = critic.d_terms(d_loss, logs, ctx)
@@ -257,7 +281,9 @@ class ConditionalMethod(Players):
                 s_gen, k_gen = self.judge(gen, y_fake)
                 g_loss = critic.g_loss(s_gen)
                 if k_gen is not None:
-                    g_loss = g_loss + self.class_weight * F.cross_entropy(k_gen.float(), y_fake)
+                    g_loss = g_loss + self.class_weight * acgan_generator_class_loss(
+                        k_gen, y_fake, self.d_class_loss
+                    )
                 ctx = RegularizerContext(self.score_view(y_real), real, gen, step)
                 g_loss = critic.g_terms(g_loss, logs, ctx)
             self.g_player.update(g_loss, logs, self.collect_stats)
@@ -269,8 +295,9 @@ class ConditionalMethod(Players):
             d_fake=d_fake.detach().mean(),
         )
         if k_real is not None:
-            logs["acc_real"] = (k_real.detach().argmax(1) == y_real).float().mean()
-            logs["acc_fake"] = (k_fake.detach().argmax(1) == y_fake).float().mean()
+            K = self.num_classes
+            logs["acc_real"] = (k_real.detach()[:, :K].argmax(1) == y_real).float().mean()
+            logs["acc_fake"] = (k_fake.detach()[:, :K].argmax(1) == y_fake).float().mean()
         return logs
 
 
@@ -282,7 +309,7 @@ class ACGANMethod(ConditionalMethod):
     name = "acgan"
 
     def with_output(self, D: nn.Module) -> nn.Module:
-        return add_class_logits(D, self.num_classes)
+        return add_class_logits(D, self.num_classes, 2 if self.d_class_loss == "twin" else 1)
 
     def conditional_view(self, D: nn.Module, K: int) -> nn.Module:
         return ACGANDiscriminator(D)
@@ -314,13 +341,15 @@ def acgan_options(
     cfg, embed_dim: int = 32, class_weight: float = 1.0, d_class_loss: str = "real_and_fake"
 ) -> None:
     """embed_dim: as cgan; class_weight: weight of the class cross-entropies in both losses;
-    d_class_loss: which images D's classifier learns from: real_and_fake (the paper) or real
-    (a common variant: D cannot learn to read the requested class off G's artifacts, so G must
-    draw the class as the real images show it)."""
+    d_class_loss: which images D's classifier learns from: real_and_fake (the paper), real
+    (D cannot read the requested class off G's artifacts; G tends to draw one typical image
+    per class) or twin (TAC-GAN, Gong et al. 2019: the classifier learns from real images and a
+    twin classifier from the fakes, which G plays against to keep each class diverse)."""
     _conditional_checks(cfg, "acgan", embed_dim)
-    if d_class_loss not in ("real_and_fake", "real"):
+    if d_class_loss not in ("real_and_fake", "real", "twin"):
         raise ConfigError(
-            f"method_options.d_class_loss: must be real_and_fake or real, got {d_class_loss!r}"
+            f"method_options.d_class_loss: must be real_and_fake, real or twin, got "
+            f"{d_class_loss!r}"
         )
     if class_weight < 0:
         raise ConfigError(f"method_options.class_weight: must be >= 0, got {class_weight}")
