@@ -64,3 +64,29 @@ def test_run_metrics_are_checked_against_the_method():
         check_run_metrics(["class_accuracy"], load_recipe("quickstart"))
     with pytest.raises(ConfigError, match="trains no classifier"):
         check_run_metrics(["accuracy"], load_recipe("cgan-digits"))
+
+
+class OneImagePerClass(RealDigits):
+    """Collapsed within each class: every sample of class c is the same real image."""
+
+    def forward(self, z, labels):
+        return super().forward(z, labels)[:1].expand(len(z), -1, -1, -1)
+
+
+def test_class_diversity_is_one_for_the_real_images_and_zero_for_a_collapsed_generator():
+    from gankit.metrics.accuracy import mean_distance
+
+    extractor = load_extractor("digits", {"name": "digits"})
+    real = load_digits_tensors("test")
+    same, _ = class_accuracy(RealDigits(0), (4, "normal"), 10, extractor, n_per_class=N,
+                             progress=False, real=real)  # fmt: skip
+    for c in range(10):  # the samples of class c are the real test images of class c
+        assert same[f"class_diversity/{c}"] == pytest.approx(1.0)
+    collapsed, _ = class_accuracy(OneImagePerClass(0), (4, "normal"), 10, extractor,
+                                  n_per_class=N, progress=False, real=real)  # fmt: skip
+    assert collapsed["class_diversity"] == 0.0
+    assert collapsed["class_accuracy/0"] in (0.0, 1.0)  # one image: all right or all wrong
+    # the distance, against a naive loop over pairs
+    x = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    pairs = [(x[i] - x[j]).norm() for i in range(7) for j in range(i + 1, 7)]
+    assert float(mean_distance(x)) == pytest.approx(float(sum(pairs) / len(pairs)))

@@ -29,15 +29,21 @@ def class_accuracy(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    real: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[dict, dict]:
     """How often a classifier (the extractor's head: gankit's shipped classifiers) names the
     class each sample was generated for (ACGAN's measure, Odena et al. 2017): per class
-    (class_accuracy/c) and their mean (class_accuracy). `generator(z, labels=y)` draws class y."""
+    (class_accuracy/c) and their mean (class_accuracy). `generator(z, labels=y)` draws class y.
+
+    With `real` (images, labels): also class_diversity, the mean over classes of the samples'
+    mean pairwise feature distance over that of the real images of the class (about 1 for a
+    generator as varied as the data, near 0 when each class collapsed to a few images, which
+    a high class accuracy alone does not show)."""
     device = torch.device(device)
     noise = torch.Generator(device=device).manual_seed(seed)
     was_training = generator.training
     generator.eval()
-    per_class = {}
+    per_class, spread = {}, {}
     try:
         for c in range(num_classes):
 
@@ -46,18 +52,28 @@ def class_accuracy(
                 y = torch.full((n,), c, dtype=torch.long, device=device)
                 return generator(z, labels=y).float()
 
-            _, logits = extract(extractor, sample, n=n_per_class, batch_size=batch_size,
-                                device=device, progress=progress, desc=f"class {c}")  # fmt: skip
+            feats, logits = extract(
+                extractor, sample, n=n_per_class, batch_size=batch_size, device=device,
+                progress=progress, desc=f"class {c}",
+            )  # fmt: skip
             if logits is None:
                 raise ConfigError(
                     f"metric 'class_accuracy': extractor {extractor.name} has no classifier head; "
                     "use a shipped classifier (digits, fashion-mnist) or your own with one"
                 )
             per_class[c] = float((logits.argmax(1) == c).double().mean())
+            if real is not None:
+                images = real[0][real[1] == c][:n_per_class]
+                real_feats, _ = extract(extractor, images, batch_size=batch_size,
+                                        device=device, progress=False)  # fmt: skip
+                spread[c] = float(mean_distance(feats) / mean_distance(real_feats))
     finally:
         generator.train(was_training)
     scores = {"class_accuracy": sum(per_class.values()) / num_classes}
     scores.update({f"class_accuracy/{c}": acc for c, acc in per_class.items()})
+    if spread:
+        scores["class_diversity"] = sum(spread.values()) / num_classes
+        scores.update({f"class_diversity/{c}": d for c, d in spread.items()})
     protocol = {
         "n_per_class": n_per_class,
         "classifier": extractor.name,
@@ -103,3 +119,8 @@ def classifier_accuracy(
     scores = {"accuracy": correct / n, "test_error": 1 - correct / n, "test_errors": n - correct}
     protocol = {"data": options, "split": split_used, "n": n, "rule": "argmax of the K logits"}
     return scores, protocol
+
+
+def mean_distance(x: Tensor) -> Tensor:
+    """Mean Euclidean distance over all pairs of distinct rows."""
+    return torch.pdist(x.double()).mean()

@@ -6,6 +6,7 @@ Each metric is one function of the inputs it declares; the math lives in its own
 
 from __future__ import annotations
 
+from gankit.data import build_dataset
 from gankit.errors import ConfigError
 from gankit.metrics.accuracy import class_accuracy, classifier_accuracy
 from gankit.metrics.classifier import (
@@ -18,6 +19,7 @@ from gankit.metrics.inception_score import inception_score
 from gankit.metrics.kid import kid
 from gankit.metrics.modes import mixture_modes
 from gankit.metrics.prdc import density_coverage, precision_recall
+from gankit.metrics.reference import reference_options
 from gankit.metrics.registry import MetricInputs, register_extractor, register_metric
 from gankit.metrics.stacked import stacked_mode_histogram, stacked_quality
 from gankit.metrics.wasserstein import sliced_wasserstein, wasserstein1
@@ -150,15 +152,26 @@ def accuracy_metric(x: MetricInputs) -> dict:
     return scores
 
 
-@register_metric("class_accuracy", "run", ("conditional", "logits"), {"class_accuracy": "higher"})
+@register_metric(
+    "class_accuracy",
+    "run",
+    ("conditional", "logits"),
+    {"class_accuracy": "higher", "class_diversity": "higher"},
+)
 def class_accuracy_metric(x: MetricInputs) -> dict:
     """How often the extractor's classifier names the class each sample was drawn for."""
     G = x.generator
     per_class = max(1, x.n_fake // G.num_classes)
+    options, _ = reference_options(x.data_cfg, x.split)
+    reference = build_dataset(options, seed=0)
     scores, protocol = class_accuracy(
         G, x.latent, G.num_classes, x.extractor, per_class, x.seed, x.batch_size, x.device,
-        x.progress,
+        x.progress, real=(reference.x, reference.labels),
     )  # fmt: skip
+    protocol["class_diversity"] = (
+        "mean pairwise feature distance of a class's samples over that of the reference "
+        f"images of the class ({x.split} split, at most n_per_class of them)"
+    )
     x.protocol["class_accuracy"] = protocol
     return scores
 
