@@ -67,17 +67,24 @@ def raw_generator_scores(folder: Path) -> dict | None:
 
 
 def acgan_table(rows: dict, seeds: int, steps: int) -> str:
+    """Class accuracy and FID per row; and class diversity (within-class spread of the samples'
+    features over the real images', 1 for the real ones) where the rows were scored with it."""
+    diversity = any("class_diversity" in row["stats"] for row in rows.values())
+    extra_head, extra_rule = (" class diversity |", "---:|") if diversity else ("", "")
     lines = [
-        "| method | generator | class accuracy % (mean of 10 classes) | "
-        "FID (shipped classifier features) | runs | steps |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
+        "| method | generator | class accuracy % (mean of 10 classes) |" + extra_head
+        + " FID (shipped classifier features) | runs | steps |",
+        "|---|---|---:|" + extra_rule + "---:|---:|---:|",
+    ]  # fmt: skip
     for which, row in rows.items():
         s = row["stats"]
-        lines.append(f"| ACGAN | {which} | {cell(s, 'class_accuracy', 100, 1)} | "
+        extra = f" {cell(s, 'class_diversity', 1, 2)} |" if diversity else ""
+        lines.append(f"| ACGAN | {which} | {cell(s, 'class_accuracy', 100, 1)} |{extra} "
                      f"{cell(s, 'fid', 1, 2)} | {row['n']} of {seeds} | {steps} |")  # fmt: skip
     lines += [
-        "| real test images (ceiling) | - | 92.07 | 0.02 (test vs train) | - | - |",
+        "| real test images (ceiling) | - | 92.07 |"
+        + (" 1.00 |" if diversity else "")
+        + " 0.02 (test vs train) | - | - |",
         "",
         "Per requested class, % classified as that class (mean ± std over seeds):",
         "",
