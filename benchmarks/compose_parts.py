@@ -6,9 +6,10 @@ method" tables): does a trick that helps the GAN help ACGAN and CycleGAN too?
 - ACGAN on Fashion-MNIST (acgan-fashion-mnist): the preset (non-saturating loss) against
   spectral norm on D with the hinge loss (StudioGAN's ACGAN default), and that with TAC-GAN's
   twin classifier (method_options.d_class_loss=twin). Scored as
-  benchmarks/conditional_translation.py does: class accuracy of samples by the shipped Fashion-MNIST classifier (92.07% on the real test
-  images), class diversity (within-class feature spread over the real images') and FID on its
-  features, for the EMA generator and the raw one. Skipped, with a message, without
+  benchmarks/conditional_translation.py does: class accuracy of samples by the shipped
+  Fashion-MNIST classifier (92.07% on the real test images), class diversity (within-class
+  feature spread over the real images') and FID on its features, for the EMA generator and
+  the raw one. Skipped, with a message, without
   Fashion-MNIST.
 - CycleGAN on digits vs inverted digits (cyclegan-digits-invert): the preset against spectral
   norm on both discriminators; label preservation and cycle errors on the test digits.
