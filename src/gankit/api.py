@@ -119,7 +119,7 @@ def resume(
 def evaluate(run_dir: str | Path, **options: Any) -> dict:
     """Score a run (see gankit.metrics.evaluate.evaluate for the options) and write eval.json."""
 
-    return _evaluate(run_dir, **options)
+    return _evaluate(Run(run_dir), **options)
 
 
 def presets() -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 import gankit
-from gankit.api import fit, prepare
+from gankit.api import evaluate, fit, prepare
 from gankit.bench.cases import CASES
 from gankit.bench.report import markdown
 from gankit.bench.run import run_bench
@@ -22,7 +22,6 @@ from gankit.config import load_recipe, parse_override, preset_names
 from gankit.demos import DEMOS
 from gankit.errors import ConfigError, GankitError, Terminated
 from gankit.metrics.classifier import save_classifier, train_classifier
-from gankit.metrics.evaluate import evaluate
 from gankit.metrics.registry import EXTRACTORS, metric_names
 from gankit.report import write_report
 from gankit.sweep import run_sweep

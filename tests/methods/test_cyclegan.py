@@ -208,7 +208,7 @@ def test_trains_and_resumes_exactly(tmp_path, fast_overrides):
     G = full.generator()
     assert isinstance(G, TranslationSampler)
     result = gankit.open_run(full.path)  # gankit eval's path
-    from gankit.metrics.evaluate import evaluate
+    from gankit import evaluate
 
     scores = evaluate(result.path)["metrics"]
     assert {"cycle_error_a", "cycle_error_b", "label_acc_ab", "label_acc_ba"} <= set(scores)

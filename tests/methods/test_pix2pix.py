@@ -88,7 +88,7 @@ def test_trains_and_resumes_exactly(tmp_path, fast_overrides):
         assert_same(a[key], b[key], key)
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])  # dropout's draws continue
     assert [m["g_loss"] for m in lines] == [m["g_loss"] for m in resumed.metrics()]
-    from gankit.metrics.evaluate import evaluate
+    from gankit import evaluate
 
     result = evaluate(full.path)
     assert {"l1_ba", "label_acc_ba", "classifier_acc"} <= set(result["metrics"])

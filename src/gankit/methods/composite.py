@@ -38,6 +38,7 @@ from gankit.methods.pix2pix import Pix2PixMethod
 from gankit.methods.translation import (
     check_recipe,
 )
+from gankit.models.classifier import load_classifier, source_classifier
 from gankit.schema import RunConfig
 from gankit.synthesis_losses import (
     FixedFeatures,
@@ -55,9 +56,6 @@ VGG_PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 
 
 def fixed_classifier(cfg, feature_net: str, layers, device) -> FixedFeatures:
-    from gankit.metrics.classifier import load_classifier
-    from gankit.metrics.translation import source_classifier
-
     name = source_classifier(cfg.data) if feature_net == "auto" else feature_net
     if name is None:
         raise ConfigError(

@@ -329,7 +329,7 @@ def offers(method, needs: tuple[str, ...]) -> bool:
 
 
 def evaluate(
-    run_dir: str | Path,
+    run,
     metrics: list[str] | None = None,
     n_fake: int | None = None,
     ref_split: str = "test",
@@ -342,14 +342,12 @@ def evaluate(
     progress: bool = True,
     write: bool = True,
 ) -> dict:
-    """Evaluate a run's newest checkpoint (or `checkpoint`) and write RUN_DIR/eval.json."""
-    from gankit.run import Run
-
-    run = Run(run_dir)
+    """Evaluate a run's newest checkpoint (or `checkpoint`) and write RUN_DIR/eval.json.
+    run: an opened run (gankit.open_run; gankit.evaluate takes its folder)."""
     method = METHODS[run.config.method]
     if method.evaluator is not None:  # refiners, translators: scored as such
         return EVALUATORS[method.evaluator](
-            run_dir, ref_split, checkpoint, ema=ema, device=device, write=write
+            run, ref_split, checkpoint, ema=ema, device=device, write=write
         )
     started = time.perf_counter()
     ckpt = run.checkpoint(checkpoint)

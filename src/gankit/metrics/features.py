@@ -11,25 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
-
-class FeatureExtractor(nn.Module):
-    """Base class. Subclasses set the attributes below and implement forward."""
-
-    name: str = "extractor"
-    weights_sha256: str | None = None  # sha256 of the weights file; None for random/untrained
-    num_features: int = 0
-    num_classes: int | None = None  # None when the extractor has no classifier head
-    input_channels: int = 3  # channels it reads (it adapts 1-channel images to 3 itself)
-
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        """images (N, C, H, W) in [-1, 1] -> (features (N, num_features), logits (N, K) or None)."""
-        raise NotImplementedError
-
-    def protocol(self) -> dict:
-        return {"extractor": self.name, "weights_sha256": self.weights_sha256}
+from gankit.models.feature_extractor import FeatureExtractor  # noqa: F401 - re-exported
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ the feature extractor that fits the data when none is named."""
 from __future__ import annotations
 
 from gankit.data import DATASETS
+from gankit.models.classifier import shipped_classifier_for
 
 
 def reference_options(data_cfg: dict, split: str) -> tuple[dict, str]:
@@ -17,9 +18,5 @@ def reference_options(data_cfg: dict, split: str) -> tuple[dict, str]:
 
 
 def auto_extractor(data_cfg: dict) -> str:
-    name = data_cfg["name"]
-    if name == "digits" or (name == "stacked" and data_cfg.get("source") == "digits"):
-        return "digits"
-    if name in ("idx", "stacked") and "fashion" in str(data_cfg.get("path", "")).lower():
-        return "fashion-mnist"  # (stacked: source idx, a Fashion-MNIST folder)
-    return "inception"
+    """The shipped classifier that reads the data, else the FID Inception network."""
+    return shipped_classifier_for(data_cfg) or "inception"

@@ -59,7 +59,7 @@ def refinement_metrics(
 
 
 def evaluate_refinement(
-    run_dir: str | Path,
+    run,
     split: str = "test",
     checkpoint: str | Path | None = None,
     classifier: str = "digits",
@@ -67,11 +67,9 @@ def evaluate_refinement(
     device: str = "cpu",
     write: bool = True,
 ) -> dict:
-    """refinement_metrics of a simgan run's newest checkpoint (or `checkpoint`) on `split`."""
-    from gankit.run import Run
-
+    """refinement_metrics of a simgan run's newest checkpoint (or `checkpoint`) on `split`.
+    run: an opened run (gankit.open_run)."""
     start = time.perf_counter()
-    run = Run(run_dir)
     cfg = run.config
     if cfg.method != "simgan":
         raise GankitError(f"{run.path}: a {cfg.method!r} run, not simgan")

@@ -34,7 +34,7 @@ from gankit.data.domains import INVERTIBLE, DomainData, invert_transform
 from gankit.errors import GankitError
 from gankit.metrics.classifier import accuracy, load_classifier
 from gankit.metrics.fid import FeatureStats, fid
-from gankit.metrics.reference import auto_extractor
+from gankit.models.classifier import source_classifier
 from gankit.models.resnet_generator import build_translator
 from gankit.training.checkpoint import load_checkpoint, load_module_state
 
@@ -108,18 +108,8 @@ def target_fid(
     }
 
 
-def source_classifier(data_cfg: dict) -> str | None:
-    """The shipped classifier for a transformed task's source data, or None."""
-
-    source = data_cfg.get("source") if data_cfg["name"] == "transformed" else None
-    if not source:
-        return None
-    name = auto_extractor(source)
-    return None if name == "inception" else name
-
-
 def evaluate_translation(
-    run_dir: str | Path,
+    run,
     split: str = "test",
     checkpoint: str | Path | None = None,
     classifier: str | None = "auto",
@@ -129,11 +119,9 @@ def evaluate_translation(
 ) -> dict:
     """translation_metrics of a pix2pix or cyclegan run's newest checkpoint (or `checkpoint`)
     on the `split` of its data (when its source data set has splits); writes RUN_DIR/eval.json.
-    classifier: "auto" (the shipped one for the source data), a name or path, or None."""
-    from gankit.run import Run
-
+    classifier: "auto" (the shipped one for the source data), a name or path, or None.
+    run: an opened run (gankit.open_run)."""
     start = time.perf_counter()
-    run = Run(run_dir)
     cfg = run.config
     if cfg.method not in ("pix2pix", "cyclegan", "composite"):
         raise GankitError(f"{run.path}: a {cfg.method!r} run, not pix2pix, cyclegan or composite")
