@@ -13,6 +13,8 @@ are drawn; the log window is checked before a checkpoint is written).
     eval_step           every eval.every steps and at the last step (when eval.every is set)
     checkpoint_step     every logging.checkpoint_every steps and at the last step
     rollback            after the divergence guard restored an earlier state
+    stop(status)        the loop ended: "finished", or "interrupted" by a signal (not on a
+                        failure); the metrics log is still open, collectives may be gone
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ EVENTS = (
     "eval_step",
     "checkpoint_step",
     "rollback",
+    "stop",
 )
 
 
@@ -40,6 +43,7 @@ class Part:
     def on_eval_step(self) -> None: ...
     def on_checkpoint_step(self) -> None: ...
     def on_rollback(self) -> None: ...
+    def on_stop(self, status: str) -> None: ...
 
     def state_dict(self) -> dict:
         return {}

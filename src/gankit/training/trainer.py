@@ -265,9 +265,11 @@ class Trainer:
         try:
             with StopFlag() as self.stop:
                 status = self._steps()
+            self.events.emit("stop", status)
         except KeyboardInterrupt:
             status = "interrupted"  # a second signal: the last complete checkpoint stands
             self.dist.destroy()  # other processes may be gone: no more collectives
+            self.events.emit("stop", status)
         except TrainingError:
             self._fail()
             raise
