@@ -74,8 +74,17 @@ def _print_run(run, result: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-
     overrides = _overrides(args.set)
+    if args.resume and args.seed is not None:
+        raise GankitError(
+            "--seed: a resumed run keeps its seed (and the rest of its recipe); start a new run "
+            "to train with another seed"
+        )
+    # the shortcuts, after --set: they win where both name the key
+    if args.steps is not None:
+        overrides.append(f"schedule.steps={args.steps}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
     main = _process_place()[0] == 0  # under torchrun only rank 0 prints
     if args.resume:
         if args.recipe is not None or args.out is not None:
@@ -328,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="run folder (default: runs/NAME-TIMESTAMP)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    p.add_argument(
+        "--steps", type=int, help="training steps: --set schedule.steps=N (also with --resume)"
+    )
+    p.add_argument("--seed", type=int, help="the run's seed: --set seed=S (new runs only)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained run's generator")
