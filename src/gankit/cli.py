@@ -151,7 +151,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run = gankit.open_run(args.run_dir)
     ema = False if args.no_ema else None
     labels = _parse_labels(args.labels, args.n) if args.labels is not None else None
-    path = run.save_samples(args.out, n=args.n, seed=args.seed, ema=ema, labels=labels)
+    path = run.save_samples(
+        args.out, n=args.n, seed=args.seed, ema=ema, labels=labels, checkpoint=args.checkpoint
+    )
     print(f"wrote {args.n} samples to {path}")
     return 0
 
@@ -350,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the latent noise")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.add_argument(
+        "--checkpoint", help="a step (e.g. 2000) or a checkpoint folder (default: the newest)"
+    )
+    p.add_argument(
         "--labels",
         help="classes to draw (cgan, acgan runs): one class, e.g. 3, or a comma-separated list "
         "repeated to --n samples, e.g. 0,1,2 (default: sample i has class i mod K)",
@@ -372,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"auto, {', '.join(EXTRACTORS.names())} or a classifier .safetensors",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", help="a checkpoint folder (default: the newest)")
+    p.add_argument(
+        "--checkpoint", help="a step (e.g. 2000) or a checkpoint folder (default: the newest)"
+    )
     p.add_argument("--no-ema", action="store_true", help="score the raw generator, not its EMA")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")

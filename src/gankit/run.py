@@ -14,7 +14,12 @@ from gankit.errors import CheckpointError, GankitError
 from gankit.methods import METHODS, build_sampling_generator
 from gankit.models import build_generator
 from gankit.models.latent import sample_latent
-from gankit.training.checkpoint import list_checkpoints, load_checkpoint, load_module_state
+from gankit.training.checkpoint import (
+    checkpoint_step,
+    list_checkpoints,
+    load_checkpoint,
+    load_module_state,
+)
 from gankit.training.outputs import read_metrics, save_samples
 from gankit.tricks import build_tricks, wrap_generator
 
@@ -50,8 +55,19 @@ class Run:
     def samples(self) -> list[Path]:
         return sorted((self.path / "samples").glob("step_*.png"))
 
-    def checkpoint(self, checkpoint: str | Path | None = None) -> Path:
-        """`checkpoint` when given, else the newest one; an error when the run has none."""
+    def checkpoint(self, checkpoint: int | str | Path | None = None) -> Path:
+        """The newest checkpoint (None), the one of a step (an int, or digits that name no
+        folder), or a checkpoint folder; an error when the run has none or not that step."""
+        if isinstance(checkpoint, str) and checkpoint.isdigit() and not Path(checkpoint).exists():
+            checkpoint = int(checkpoint)
+        if isinstance(checkpoint, int):
+            found = {checkpoint_step(p): p for p in self.checkpoints()}
+            if checkpoint not in found:
+                steps = ", ".join(map(str, sorted(found))) or "none yet"
+                raise CheckpointError(
+                    f"{self.path} has no checkpoint of step {checkpoint}; its steps: {steps}"
+                )
+            return found[checkpoint]
         if checkpoint is not None:
             return Path(checkpoint)
         found = self.checkpoints()
@@ -91,14 +107,16 @@ class Run:
         ema: bool | None = None,
         device: str | torch.device = "cpu",
         labels: int | list[int] | Tensor | None = None,
+        checkpoint: int | str | Path | None = None,
     ) -> Tensor:
-        """n samples (images in [-1, 1], NCHW; or points) with the noise drawn from `seed`.
+        """n samples (images in [-1, 1], NCHW; or points) with the noise drawn from `seed`, from
+        the newest checkpoint or `checkpoint` (a step or a folder).
 
         labels (class-conditional runs: cgan, acgan): one class for every sample (an int) or n
         labels; None: sample i has class i mod K."""
         if n < 1:
             raise GankitError(f"n: the number of samples must be at least 1, got {n}")
-        G = self.generator(ema=ema, device=device)
+        G = self.generator(ema=ema, checkpoint=checkpoint, device=device)
         if labels is not None:
             if not METHODS[self.config.method].conditional:
                 conditional = [n for n, c in METHODS.items() if c.conditional]
@@ -137,18 +155,19 @@ class Run:
         seed: int = 0,
         ema: bool | None = None,
         labels: int | list[int] | Tensor | None = None,
+        checkpoint: int | str | Path | None = None,
     ) -> Path:
-        """Write samples to a .png (grid or scatter plot) or .npy (raw values) file; labels as
-        for `sample` (class-conditional runs)."""
+        """Write samples to a .png (grid or scatter plot) or .npy (raw values) file; labels and
+        checkpoint as for `sample`."""
         out = Path(out)
         if out.suffix not in (".png", ".npy"):
             raise GankitError(f"--out {out}: use a .png (picture) or .npy (raw samples) file name")
-        samples = self.sample(n, seed=seed, ema=ema, labels=labels)
+        samples = self.sample(n, seed=seed, ema=ema, labels=labels, checkpoint=checkpoint)
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".npy":
             np.save(out, samples.numpy())
             return out
-        G = self.generator(ema=ema)
+        G = self.generator(ema=ema, checkpoint=checkpoint)
         if hasattr(G, "sample_grid"):  # image-to-image: (source, translation) pairs
             with torch.no_grad():
                 samples = G.sample_grid(torch.zeros(n, 1))
