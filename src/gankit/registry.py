@@ -34,6 +34,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._builders)
 
+    def in_order(self) -> list[str]:
+        """The names in the order they were registered."""
+        return list(self._builders)
+
     def __contains__(self, name: str) -> bool:
         return name in self._builders
 

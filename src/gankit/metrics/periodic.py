@@ -3,10 +3,8 @@ logged as eval/NAME, and RUN_DIR/best kept for the best eval.best score so far."
 
 from __future__ import annotations
 
-from gankit.metrics.evaluate import compute_metrics, score_direction
+from gankit.metrics.evaluate import N_POINTS_2D, compute_metrics, score_direction
 from gankit.training.events import Part
-
-N_POINTS_2D = 2500  # PacGAN's sample count for the 2D mixtures
 
 
 class PeriodicEval(Part):

@@ -108,7 +108,7 @@ def get_metric(name: str, where: str = "metric") -> Metric:
 
 def metric_names(data: str | None = None) -> list[str]:
     """Registered metrics, in registration order, optionally of one data kind."""
-    specs = [METRICS.get(n) for n in METRICS._builders]
+    specs = [METRICS.get(n) for n in METRICS.in_order()]
     return [m.name for m in specs if data is None or m.data == data]
 
 

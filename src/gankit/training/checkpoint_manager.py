@@ -39,15 +39,16 @@ class CheckpointManager(Part):
         self.save(self.trainer.window.pending())
 
     # -- the state --------------------------------------------------------------------------
-    def state_dict(self) -> dict:  # not a part's counters: the whole checkpoint
+    def full_state(self) -> dict:
+        """The whole checkpoint; the parts' counters (their state_dict) are its "trainer"
+        section."""
         t = self.trainer
         modules = {k: m.state_dict() for k, m in t.method.modules().items()}
         if t.ema is not None:
             modules["generator_ema"] = t.ema.model.state_dict()
         trainer_state: dict = {}
         for part in t.events.parts:
-            if part is not self:
-                trainer_state.update(part.state_dict())
+            trainer_state.update(part.state_dict())
         trainer_state["world_size"] = t.dist.world_size
         return {
             "modules": modules,
@@ -71,11 +72,11 @@ class CheckpointManager(Part):
         }
 
     def checked_state(self, pending: dict[str, torch.Tensor] | None = None) -> dict:
-        """state_dict(), after checking (one host sync) that no parameter, buffer, optimizer
+        """full_state(), after checking (one host sync) that no parameter, buffer, optimizer
         moment or pending loss is NaN/inf: nothing non-finite is ever saved."""
         t = self.trainer
         t.ema_part.ready()
-        state = self.state_dict()
+        state = self.full_state()
         flags: dict[str, torch.Tensor] = {}
         for group in ("modules", "optimizers"):
             for name, sub in state[group].items():
@@ -161,7 +162,7 @@ class CheckpointManager(Part):
 
     def snapshot(self) -> tuple[int, dict]:
         """A deep copy of the full state on the CPU, as a checkpoint would hold it."""
-        return self.trainer.step, unflatten_state(*flatten_state(self.state_dict()))
+        return self.trainer.step, unflatten_state(*flatten_state(self.full_state()))
 
     def apply(self, state: dict, step: int, path: Path | str) -> None:
         t = self.trainer
@@ -182,8 +183,7 @@ class CheckpointManager(Part):
         self.restore_rng(state, step)
         trainer_state = state.get("trainer", {})
         for part in t.events.parts:
-            if part is not self:
-                part.load_state_dict(trainer_state)
+            part.load_state_dict(trainer_state)
         t.step = step
 
     def restore_rng(self, state: dict, step: int) -> None:
@@ -196,10 +196,9 @@ class CheckpointManager(Part):
             by_rank = state.get("rng_by_rank")
             set_rng_state(by_rank[t.dist.rank] if by_rank is not None else state["rng"])
             return
-        if t.dist.is_main:
-            warn_user(
-                f"the checkpoint was written by {saved} process(es), this run has {world}: the "
-                "networks, optimizers, data order and latent noise continue exactly; the global "
-                "RNGs (gradient-penalty coefficients, dropout) start from new seeds"
-            )
+        t.warn(
+            f"the checkpoint was written by {saved} process(es), this run has {world}: the "
+            "networks, optimizers, data order and latent noise continue exactly; the global "
+            "RNGs (gradient-penalty coefficients, dropout) start from new seeds"
+        )
         seed_everything(mix_seed(t.dist.rank_seed(t.cfg.seed), step))

@@ -14,7 +14,6 @@ import torch
 from gankit.errors import TrainingError
 from gankit.training.distributed import mirrored
 from gankit.training.events import Part
-from gankit.training.outputs import warn_user
 from gankit.training.rng import mix_seed, seed_everything
 
 
@@ -133,12 +132,11 @@ class DivergenceGuard(Part):
             "lr_scale": scale,
         }
         t.log.event(t.step, event)
-        if t.dist.is_main:
-            warn_user(
-                f"{', '.join(d.what)} became non-finite at step {d.step}; rolled back to "
-                f"{origin} (rollback {count} of {guard.rollbacks}), learning rates now "
-                f"{scale:g} x the recipe's"
-            )
+        t.warn(
+            f"{', '.join(d.what)} became non-finite at step {d.step}; rolled back to "
+            f"{origin} (rollback {count} of {guard.rollbacks}), learning rates now "
+            f"{scale:g} x the recipe's"
+        )
 
 
 def tensors_in(value):

@@ -14,7 +14,6 @@ from gankit.models.latent import sample_latent
 from gankit.training.diagnostics import Watchdog
 from gankit.training.events import Part
 from gankit.training.guard import Diverged
-from gankit.training.outputs import warn_user
 from gankit.training.stop import StopFlag
 
 DIVERSITY_N = 64  # generated samples whose spread is compared with real data's at log steps
@@ -119,8 +118,7 @@ class LogWindow(Part):
         t.log.scalars(t.step, values)
         for kind, message in self.watchdog.check(t.step, values):
             t.log.event(t.step, {"event": "warning", "kind": kind, "message": message})
-            if dist.is_main:
-                warn_user(message)
+            t.warn(message)
         return values
 
     @torch.no_grad()

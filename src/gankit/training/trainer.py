@@ -203,6 +203,11 @@ class Trainer:
         self.events.parts.insert(self.events.parts.index(self.checkpoints), part)
 
     # -- what the parts share -----------------------------------------------------------------
+    def warn(self, message: str) -> None:
+        """A warning from rank 0 only: the other processes would repeat it."""
+        if self.dist.is_main:
+            warn_user(message)
+
     def sample_generator(self) -> torch.nn.Module:
         return self.ema.model if self.ema is not None else self.method.generator
 
@@ -250,8 +255,7 @@ class Trainer:
                 try:
                     self.save(self.window.pending())
                 except Diverged as d:  # keep the last good checkpoint, stop anyway
-                    if self.dist.is_main:
-                        warn_user(f"{d} non-finite at step {self.step}; not saved")
+                    self.warn(f"{d} non-finite at step {self.step}; not saved")
                 return "interrupted"
         return "finished"
 
@@ -286,7 +290,7 @@ class Trainer:
             stopped_by = self.stop.requested or self.stop_agreed or "SIGINT"
         self.folder.write_info(status, stopped_by)
         self.folder.unlock()
-        dump_rank_state(self.dist, self.checkpoints.state_dict)  # test-only (its env variable)
+        dump_rank_state(self.dist, self.checkpoints.full_state)  # test-only (its env variable)
         self.dist.barrier()  # rank 0's run.json is final before anyone returns
         self.dist.destroy()
         result = {"status": status, "step": self.step, "last": self.window.last_values}
