@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gankit.data import DATASETS
+from gankit.data import DATASETS, resolve_data_options
 from gankit.errors import ConfigError
 from gankit.methods.options import resolve_method_options
 from gankit.metrics.evaluate import check_metrics, default_metrics
@@ -141,12 +141,16 @@ def load_recipe(
     return resolve(from_dict(RunConfig, raw))
 
 
-def _component(section: dict[str, Any], registry: Registry, where: str, framework=()) -> dict:
+def _check_name(section: dict[str, Any], registry: Registry, where: str) -> None:
     if not isinstance(section, dict) or "name" not in section:
         raise ConfigError(f"{where}.name: required; valid choices: {', '.join(registry.names())}")
+    if not isinstance(section["name"], str):
+        raise ConfigError(f"{where}.name: expected a string, got {section['name']!r}")
+
+
+def _component(section: dict[str, Any], registry: Registry, where: str, framework=()) -> dict:
+    _check_name(section, registry, where)
     name = section["name"]
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}.name: expected a string, got {name!r}")
     options = {k: v for k, v in section.items() if k != "name"}
     return {"name": name, **registry.check_options(name, options, where, framework)}
 
@@ -164,7 +168,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
     """Check every component name and option, fill defaults, and check value ranges."""
 
     cfg = copy.deepcopy(cfg)
-    cfg.data = _component(cfg.data, DATASETS, "data", ("seed",))
+    _check_name(cfg.data, DATASETS, "data")
+    cfg.data = resolve_data_options(cfg.data)
     gen = dict(cfg.generator)
     latent_dim = gen.pop("latent_dim", 64)
     latent_dist = gen.pop("latent_dist", "normal")

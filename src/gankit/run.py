@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from gankit.errors import CheckpointError, GankitError
 from gankit.methods import METHODS, build_sampling_generator
 from gankit.models import build_generator
 from gankit.models.latent import sample_latent
+from gankit.registry import provided
 from gankit.training.checkpoint import (
     checkpoint_step,
     list_checkpoints,
@@ -27,14 +29,26 @@ from gankit.tricks import build_tricks, wrap_generator
 class Run:
     """A run folder: its resolved config, metrics, checkpoints and generator."""
 
-    def __init__(self, path: str | Path):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        generator: nn.Module | None = None,
+        discriminator: nn.Module | None = None,
+        data: Any = None,
+    ):
+        """generator, discriminator, data: the objects a run trained from Python objects was
+        given (gankit.train(generator=G, ...)), which nothing else can rebuild."""
         self.path = Path(path)
+        objects = {"generator": generator, "discriminator": discriminator, "dataset": data}
+        self.objects = {k: v for k, v in objects.items() if v is not None}
         if not (self.path / "config.yaml").is_file():
             raise GankitError(
                 f"{self.path} is not a gankit run folder (no config.yaml); "
                 "point to the folder `gankit train` printed"
             )
-        self.config: RunConfig = load_recipe(self.path / "config.yaml")
+        with provided(self.objects):
+            self.config: RunConfig = load_recipe(self.path / "config.yaml")
         info = self.path / "run.json"
         self.info: dict = json.loads(info.read_text()) if info.is_file() else {}
 
@@ -92,10 +106,11 @@ class Run:
         if key not in modules:
             raise CheckpointError(f"{path} has no EMA generator: the run was trained without ema")
         shape = tuple(meta["data_shape"])
-        G = build_sampling_generator(self.config, shape)  # e.g. MAD-GAN's mixture
-        if G is None:
-            G = build_generator(self.config.generator, shape)
-            G = wrap_generator(build_tricks(self.config), G, self.config)
+        with provided(self.objects):
+            G = build_sampling_generator(self.config, shape)  # e.g. MAD-GAN's mixture
+            if G is None:
+                G = build_generator(self.config.generator, shape)
+                G = wrap_generator(build_tricks(self.config), G, self.config)
         load_module_state(G, modules[key], key, path)
         return G.to(device).eval()
 

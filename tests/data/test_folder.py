@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-import gankit.data.folder as folder_module
+import gankit.data.streamed as streamed_module
 from gankit.data import build_dataset
 from gankit.data.folder import folder
 from gankit.errors import ConfigError, DataError
@@ -104,11 +104,13 @@ def test_corrupt_jpg_names_the_file(tmp_path, kind):
 def test_progress_bar_only_for_many_images(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_tqdm(items, **kwargs):
-        seen.update(kwargs)
-        return items
+    real_tqdm = streamed_module.tqdm
 
-    monkeypatch.setattr(folder_module, "tqdm", fake_tqdm)
+    def fake_tqdm(*args, **kwargs):
+        seen.update(kwargs)
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(streamed_module, "tqdm", fake_tqdm)
     solid(tmp_path / "a.png", (4, 4), (0, 0, 0))
     folder(seed=0, path=str(tmp_path), size=4)
     assert seen["disable"] is True

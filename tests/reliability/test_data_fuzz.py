@@ -297,7 +297,7 @@ def test_folder_edge_cases(tmp_path):
         folder(seed=0, path=str(others))
     a_file = tmp_path / "file.png"
     a_file.write_bytes(png_bytes())
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="is a file; give a folder of images, a .zip or a .tar"):
         folder(seed=0, path=str(a_file))
 
 

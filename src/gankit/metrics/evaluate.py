@@ -42,6 +42,7 @@ from gankit.metrics.registry import (
 )
 from gankit.metrics.translation import evaluate_translation
 from gankit.models.latent import sample_latent
+from gankit.registry import provided
 from gankit.version import __version__
 
 # a method's own evaluation (Method.evaluator) -> the function that scores its runs
@@ -344,6 +345,25 @@ def evaluate(
 ) -> dict:
     """Evaluate a run's newest checkpoint (or `checkpoint`) and write RUN_DIR/eval.json.
     run: an opened run (gankit.open_run; gankit.evaluate takes its folder)."""
+    options = dict(locals())
+    with provided(getattr(run, "objects", {})):  # the run's own Python objects, if any
+        return _evaluate(**options)
+
+
+def _evaluate(
+    run,
+    metrics,
+    n_fake,
+    ref_split,
+    extractor,
+    seed,
+    ema,
+    checkpoint,
+    batch_size,
+    device,
+    progress,
+    write,
+) -> dict:
     method = METHODS[run.config.method]
     if method.evaluator is not None:  # refiners, translators: scored as such
         return EVALUATORS[method.evaluator](

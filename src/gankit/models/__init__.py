@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from gankit.errors import ConfigError
-from gankit.registry import Registry
+from gankit.registry import Registry, accepted
 
 GENERATORS = Registry("generator")
 DISCRIMINATORS = Registry("discriminator")
@@ -38,7 +38,8 @@ def build_generator(
     resolved = GENERATORS.check_options(
         name, options, where, framework_args=("out_shape", "latent_dim")
     )
-    return builder(out_shape=tuple(out_shape), latent_dim=latent_dim, **resolved)
+    framework = {"out_shape": tuple(out_shape), "latent_dim": latent_dim}
+    return checked_module(builder(**accepted(builder, framework), **resolved), name, where)
 
 
 def build_discriminator(
@@ -48,7 +49,9 @@ def build_discriminator(
     name = options.pop("name", None)
     builder = DISCRIMINATORS.get(name, where=f"{where}.name")
     resolved = DISCRIMINATORS.check_options(name, options, where, framework_args=("in_shape",))
-    return builder(in_shape=tuple(in_shape), **resolved)
+    return checked_module(
+        builder(**accepted(builder, {"in_shape": tuple(in_shape)}), **resolved), name, where
+    )
 
 
 def build_encoder(
@@ -60,7 +63,18 @@ def build_encoder(
     resolved = ENCODERS.check_options(
         name, options, where, framework_args=("in_shape", "latent_dim")
     )
-    return builder(in_shape=tuple(in_shape), latent_dim=latent_dim, **resolved)
+    framework = {"in_shape": tuple(in_shape), "latent_dim": latent_dim}
+    return checked_module(builder(**accepted(builder, framework), **resolved), name, where)
+
+
+def checked_module(module: object, name: str, where: str) -> nn.Module:
+    """A builder's result, refused in one line when it is not a torch module (a user's
+    `package.module:callable` that returns something else)."""
+    if not isinstance(module, nn.Module):
+        raise ConfigError(
+            f"{where}.name: {name!r} returned a {type(module).__name__}, not a torch.nn.Module"
+        )
+    return module
 
 
 import gankit.models.ssl  # noqa: E402,F401  (Salimans et al. 2016's networks)

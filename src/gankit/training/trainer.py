@@ -21,6 +21,7 @@ over them, so all processes take the same rollback and stop decisions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,6 +30,7 @@ from gankit.data.sharded import ShardedData
 from gankit.errors import CheckpointError, ConfigError, TrainingError
 from gankit.methods import METHODS
 from gankit.methods.ema import EMA
+from gankit.registry import provided
 from gankit.schema import RunConfig
 from gankit.training.checkpoint import list_checkpoints
 from gankit.training.checkpoint_manager import CheckpointManager
@@ -77,10 +79,23 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, run_dir: Path, resume: bool = False, parts: list[Part] = ()):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path,
+        resume: bool = False,
+        parts: list[Part] = (),
+        objects: dict[str, Any] | None = None,
+    ):
         """parts: more parts (training/events.py; gankit.train adds periodic evaluation), run
         after the built-in ones; their state_dict() goes into every checkpoint and comes back
-        on resume."""
+        on resume. objects: the user's own networks or data by registry kind ("generator",
+        "discriminator", "dataset"), built where the recipe names `python-object`."""
+        self.objects = dict(objects or {})
+        with provided(self.objects):
+            self._build(cfg, run_dir, resume, parts)
+
+    def _build(self, cfg: RunConfig, run_dir: Path, resume: bool, parts: list[Part]) -> None:
         self.cfg = cfg
         self.dist = Distributed.from_env()  # torchrun's place for this process; no-op alone
         if self.dist.enabled:
@@ -260,6 +275,10 @@ class Trainer:
         return "finished"
 
     def fit(self) -> dict:
+        with provided(self.objects):
+            return self._fit()
+
+    def _fit(self) -> dict:
         if self.checkpoints.newest() is None:
             self.guard.initial = self.checkpoints.snapshot()  # rollback target until a checkpoint
         main = self.dist.is_main  # only rank 0 writes files and shows progress
