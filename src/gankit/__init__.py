@@ -5,7 +5,7 @@ run = gankit.train("ring8", {"schedule.steps": 500}, out="runs/ring8")
 points = run.sample(2500)
 """
 
-from gankit.api import evaluate, open_run, presets, resume, train  # noqa: E402
+from gankit.api import evaluate, open_run, prepare, presets, resume, train  # noqa: E402
 from gankit.config import RunConfig, load_recipe  # noqa: E402
 from gankit.errors import (  # noqa: E402
     CheckpointError,
@@ -29,6 +29,7 @@ __all__ = [
     "evaluate",
     "load_recipe",
     "open_run",
+    "prepare",
     "presets",
     "resume",
     "train",

@@ -63,8 +63,8 @@ def import_callable(path: str, where: str, kind: str = "component") -> Callable[
             ) from None
     if not callable(obj):
         raise ConfigError(
-            f"{where}: {path!r} is a {type(obj).__name__}, not a callable; name a function or "
-            f"class that builds the {kind}"
+            f"{where}: {path!r} is not callable (type {type(obj).__name__}); name a function "
+            f"or class that builds the {kind}"
         )
     return obj
 
