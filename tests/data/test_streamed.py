@@ -259,3 +259,35 @@ def test_training_from_a_stream_resumes_exactly(tmp_path):
     )
     last = "checkpoints/step_00000010/state.safetensors"
     assert (tmp_path / "whole" / last).read_bytes() == (tmp_path / "split" / last).read_bytes()
+
+
+def test_metrics_read_a_streamed_reference_set_as_the_in_memory_one(tmp_path):
+    from gankit.data.streamed import materialize
+    from gankit.metrics.evaluate import reference_features
+    from gankit.models.feature_extractor import FeatureExtractor
+
+    root = grey_folder(tmp_path / "g", classes=True)
+    opts = {"name": "folder", "path": str(root), "size": 8, "channels": 1}
+
+    class Flat(FeatureExtractor):
+        input_channels = 1
+
+        def forward(self, images):
+            return images.flatten(1) * 2, None  # the pixels are the features
+
+    extractor = Flat()
+    feats = {}
+    for mode in ("memory", "stream"):
+        feats[mode], _, n = reference_features(
+            {**opts, "stream": mode, "workers": 0}, extractor, 10, "cpu", False, use_cache=False
+        )
+        assert n == N
+    assert torch.equal(feats["memory"], feats["stream"])
+    in_files = sorted(range(N), key=lambda i: (i % 3, i))  # c0/..., c1/..., c2/...
+    got = [round((v / 2 + 1) * 255 / 2 / 5) for v in feats["memory"][:, 0].tolist()]
+    assert got == in_files  # every image once, in file order
+    streamed = folder(seed=0, path=str(root), size=8, channels=1, stream="stream", workers=0)
+    x, y = materialize(streamed, 7)
+    assert indices(x) == in_files[:7] and y.tolist() == [i % 3 for i in in_files[:7]]
+    with pytest.raises(DataError, match="set data.stream=memory"):
+        _ = streamed.x

@@ -226,6 +226,14 @@ class StreamedData(DataSource):
     def __len__(self) -> int:
         return self.n
 
+    @property
+    def x(self) -> Tensor:
+        """What in-memory data sets have; methods that read every sample at once need it."""
+        raise DataError(
+            f"{self.name}: this needs the whole data set in memory as one tensor, but it is "
+            "streamed; set data.stream=memory (or raise data.memory_budget_mb)"
+        )
+
     # --- the stream ---------------------------------------------------------------------------
 
     def _restart(self) -> None:
@@ -302,13 +310,13 @@ class StreamedData(DataSource):
             self.keyed, batch_size=batch_size, sampler=keys, generator=torch.Generator()
         )
         bar = tqdm(total=n, desc=f"reading {self.name}", unit="img", disable=not progress)
-        for x, _, ok in loader:
+        for x, y, ok in loader:
             bar.update(len(x))
-            yield self._on_device(x[ok])
+            yield self._on_device(x[ok]), (y[ok].to(self.device) if self.has_labels else None)
         bar.close()
 
     def reference(self, n: int) -> Tensor:
-        return torch.cat(list(self.reference_batches(n, progress=n > 2000)))
+        return materialize(self, n)[0]
 
     def to(self, device: torch.device) -> StreamedData:
         self.device = torch.device(device)
@@ -365,6 +373,20 @@ def in_memory(dataset: Dataset, seed: int, name: str, num_classes: int | None) -
     x = x.float() * (2.0 / 255) - 1.0 if x.dtype == torch.uint8 else x
     y = torch.tensor(labels) if streamed.has_labels else None
     return InMemoryData(x, y, seed=seed, name=name, num_classes=num_classes)
+
+
+def materialize(data: DataSource, n: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """The first n samples (all: None) of a data set and their labels, as tensors: the data
+    itself when it is in memory, read in order (untransformed) when it is streamed."""
+    if isinstance(data, StreamedData):
+        n = len(data) if n is None else n
+        parts = list(data.reference_batches(n, progress=n > 2000))
+        x = torch.cat([p[0] for p in parts])
+        return x, (torch.cat([p[1] for p in parts]) if data.has_labels else None)
+    x, labels = data.x, getattr(data, "labels", None)
+    if n is not None:
+        x, labels = x[:n], (None if labels is None else labels[:n])
+    return x, labels
 
 
 def float_bytes(n: int, shape: tuple[int, ...]) -> int:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from gankit.data import build_dataset
+from gankit.data.streamed import materialize
 from gankit.errors import ConfigError
 from gankit.methods import METHODS
 from gankit.metrics.features import FeatureExtractor, extract
@@ -107,15 +108,15 @@ def classifier_accuracy(
 ) -> tuple[dict, dict]:
     """Accuracy (argmax of the K logits) of a classifier on a labeled split of the run's data."""
     options, split_used = reference_options(data_cfg, split)
-    data = build_dataset(options, seed=0)
-    if data.labels is None:
+    images, labels = materialize(build_dataset(options, seed=0))
+    if labels is None:
         raise ConfigError(f"metric 'accuracy': data {data_cfg['name']!r} has no labels")
     correct = 0
-    for start in range(0, len(data.x), batch_size):
-        x = data.x[start : start + batch_size].to(device)
-        y = data.labels[start : start + batch_size].to(device)
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device)
         correct += int((net(x).argmax(1) == y).sum())
-    n = len(data.x)
+    n = len(images)
     scores = {"accuracy": correct / n, "test_error": 1 - correct / n, "test_errors": n - correct}
     protocol = {"data": options, "split": split_used, "n": n, "rule": "argmax of the K logits"}
     return scores, protocol

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from gankit.data import build_dataset
+from gankit.data.streamed import StreamedData, materialize
 from gankit.errors import ConfigError
 from gankit.methods import METHODS
 from gankit.metrics import standard  # noqa: F401 - registers the shipped metrics and extractors
@@ -157,10 +158,11 @@ def reference_features(
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file is recomputed and replaced
     data = build_dataset(data_options, seed=0)
-    images = data.x
+    images = reference_images(data, batch_size)
     feats, logits = extract(
         extractor,
         images,
+        n=len(data),
         batch_size=batch_size,
         device=device,
         progress=progress,
@@ -168,7 +170,7 @@ def reference_features(
     )
     if use_cache and extractor.weights_sha256 is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"features": feats.float().numpy(), "n": np.array(len(images))}
+        arrays = {"features": feats.float().numpy(), "n": np.array(len(data))}
         if logits is not None:
             arrays["logits"] = logits.float().numpy()
         tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
@@ -176,7 +178,25 @@ def reference_features(
         os.replace(tmp, path)
         feats = feats.float().double()  # identical to what a cache hit returns
         logits = None if logits is None else logits.float().double()
-    return feats, logits, len(images)
+    return feats, logits, len(data)
+
+
+def reference_images(data, batch_size: int) -> Tensor | Callable[[int], Tensor]:
+    """All of a data set's images for feature extraction: its tensor when in memory, else a
+    reader that hands out the next images in order, so a streamed set never sits in memory."""
+    if not isinstance(data, StreamedData):
+        return data.x
+    batches = data.reference_batches(len(data), batch_size=batch_size)
+    pending: list[Tensor] = []
+
+    def next_images(n: int) -> Tensor:
+        while sum(len(p) for p in pending) < n:
+            pending.append(next(batches)[0])
+        x = torch.cat(pending)
+        pending[:] = [x[n:]]
+        return x[:n]
+
+    return next_images
 
 
 def score_points(fake: Tensor, data_cfg: dict, metrics: list[str], seed: int) -> tuple[dict, dict]:
@@ -228,7 +248,7 @@ def score_images(
             parts.append(sample(min(batch_size, n_fake - done)).cpu())
             done += len(parts[-1])
         x.fake_images = torch.cat(parts)
-        x.real_images = build_dataset(ref_options, seed=0).x
+        x.real_images = materialize(build_dataset(ref_options, seed=0), n_fake)[0]
     if "features" in needs or "logits" in needs:
         source = x.fake_images if x.fake_images is not None else sample
         x.fake_features, x.fake_logits = extract(
@@ -244,7 +264,7 @@ def score_images(
     for name in metrics:
         scores.update(get_metric(name).compute(x))
     if n_real is None:  # only sample-level scores: the reference set's size
-        n_real = len(build_dataset(ref_options, seed=0).x)
+        n_real = len(build_dataset(ref_options, seed=0))
     protocol = {
         "n_real": n_real,
         "reference": {"data": ref_options, "split": split_used},

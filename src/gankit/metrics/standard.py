@@ -7,6 +7,7 @@ Each metric is one function of the inputs it declares; the math lives in its own
 from __future__ import annotations
 
 from gankit.data import build_dataset
+from gankit.data.streamed import materialize
 from gankit.errors import ConfigError
 from gankit.metrics.accuracy import class_accuracy, classifier_accuracy
 from gankit.metrics.classifier import (
@@ -166,7 +167,7 @@ def class_accuracy_metric(x: MetricInputs) -> dict:
     reference = build_dataset(options, seed=0)
     scores, protocol = class_accuracy(
         G, x.latent, G.num_classes, x.extractor, per_class, x.seed, x.batch_size, x.device,
-        x.progress, real=(reference.x, reference.labels),
+        x.progress, real=materialize(reference),
     )  # fmt: skip
     protocol["class_diversity"] = (
         "mean pairwise feature distance of a class's samples over that of the reference "
