@@ -291,3 +291,49 @@ def test_metrics_read_a_streamed_reference_set_as_the_in_memory_one(tmp_path):
     assert indices(x) == in_files[:7] and y.tolist() == [i % 3 for i in in_files[:7]]
     with pytest.raises(DataError, match="set data.stream=memory"):
         _ = streamed.x
+
+
+FLAKY = '''
+import os
+import torch
+from torch.utils.data import Dataset
+
+
+class Flaky(Dataset):
+    """Sample reads start failing after BREAK_AFTER of them (a disk going bad mid-run)."""
+
+    def __init__(self):
+        self.reads = 0
+
+    def __len__(self):
+        return 100
+
+    def __getitem__(self, i):
+        self.reads += 1
+        if self.reads > int(os.environ.get("BREAK_AFTER", 10**9)):
+            raise OSError(f"I/O error reading sample {i}")
+        return torch.full((1, 8, 8), (i % 10) / 10)
+'''
+
+
+def test_a_data_failure_mid_run_is_one_line_and_the_run_resumes(tmp_path):
+    (tmp_path / "flaky_data.py").write_text(FLAKY)
+    run = tmp_path / "run"
+    args = [
+        GANKIT, "train", "quickstart", "--steps", "8", "--out", str(run),
+        "--set", "data={name: 'flaky_data:Flaky', stream: stream, workers: 0}",
+        "--set", "schedule.batch_size=8", "--set", "logging.checkpoint_every=2",
+        "--set", "logging.progress=false", "--set", "logging.tensorboard=false",
+    ]  # fmt: skip
+    # the probe reads 1 sample, the diversity reference all 100, each step 8: fails in step 5
+    env = {**os.environ, "BREAK_AFTER": str(1 + 100 + 8 * 4 + 4)}
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "reading the data failed (OSError: I/O error reading sample" in proc.stderr
+    assert "gankit train --resume" in proc.stderr
+    assert '"status": "failed"' in (run / "run.json").read_text()
+    assert (run / "checkpoints" / "step_00000004").is_dir()
+    subprocess.run(
+        [GANKIT, "train", "--resume", str(run)], cwd=tmp_path, check=True, capture_output=True
+    )
+    assert (run / "checkpoints" / "step_00000008").is_dir()

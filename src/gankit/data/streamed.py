@@ -159,22 +159,22 @@ class EpochSampler(Sampler):
         return ((self.epoch, int(i)) for i in perm[self.start :])
 
 
-def worker_error(exc: BaseException) -> GankitError:
-    """A DataLoader worker's failure as one line: the original gankit error's message (the
-    DataLoader wraps it in a traceback), or what happened to the worker."""
-    text = str(exc)
+def read_error(exc: BaseException, workers: int) -> GankitError:
+    """A failure while reading samples as one line. A DataLoader worker wraps the original
+    error in a traceback text; its last line is the original message."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1] if lines else type(exc).__name__
     if isinstance(exc, GankitError):
-        lines = [line for line in text.splitlines() if line.strip()]
-        last = lines[-1] if lines else text
         for prefix in ("gankit.errors.DataError: ", "gankit.errors.ConfigError: "):
-            if last.startswith(prefix):
-                last = last[len(prefix) :]
+            last = last.removeprefix(prefix)
         return type(exc)(last)
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return DataError(
-        f"a data loader worker failed ({type(exc).__name__}: {first}); rerun with "
-        "data.workers=0 to see the error in the main process"
-    )
+    if workers and "Traceback" in str(exc):
+        what = last  # "OSError: ..." from the worker's traceback
+    else:
+        what = f"{type(exc).__name__}: {last}"
+    where = "a data loader worker failed" if workers else "reading the data failed"
+    hint = "; rerun with data.workers=0 to see the error in the main process" if workers else ""
+    return DataError(f"{where} ({what}){hint}")
 
 
 def default_workers() -> int:
@@ -261,10 +261,8 @@ class StreamedData(DataSource):
             return next(self._iter)
         except StopIteration:
             return None
-        except GankitError as exc:
-            raise worker_error(exc) from None
-        except RuntimeError as exc:  # a worker killed, or an error raised inside one
-            raise worker_error(exc) from None
+        except Exception as exc:  # the user's Dataset raised, or a worker was killed
+            raise read_error(exc, self.workers) from None
 
     def batch(self, n: int) -> tuple[Tensor, Tensor | None]:
         if not self._chunk:
@@ -310,7 +308,14 @@ class StreamedData(DataSource):
             self.keyed, batch_size=batch_size, sampler=keys, generator=torch.Generator()
         )
         bar = tqdm(total=n, desc=f"reading {self.name}", unit="img", disable=not progress)
-        for x, y, ok in loader:
+        batches = iter(loader)
+        while True:
+            try:
+                x, y, ok = next(batches)
+            except StopIteration:
+                break
+            except Exception as exc:  # the user's Dataset raised
+                raise read_error(exc, 0) from None
             bar.update(len(x))
             yield self._on_device(x[ok]), (y[ok].to(self.device) if self.has_labels else None)
         bar.close()

@@ -27,7 +27,7 @@ import torch
 
 from gankit.data import build_dataset
 from gankit.data.sharded import ShardedData
-from gankit.errors import CheckpointError, ConfigError, TrainingError
+from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from gankit.methods import METHODS
 from gankit.methods.ema import EMA
 from gankit.registry import provided
@@ -296,6 +296,14 @@ class Trainer:
         except TrainingError:
             self._fail()
             raise
+        except DataError as exc:  # a file gone bad or a worker lost mid-run: resumable
+            self._fail()
+            found = list_checkpoints(self.folder.checkpoints)
+            where = f"the last complete checkpoint is {found[-1]}" if found else "no checkpoint"
+            raise DataError(
+                f"{exc} (at step {self.step}; {where}: fix the data, then `gankit train "
+                f"--resume {self.run_dir}`)"
+            ) from None
         except OSError as exc:  # disk full, folder removed or made read-only mid-run
             self._fail()
             raise self._write_error(exc) from None
