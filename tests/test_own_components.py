@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -17,38 +16,14 @@ from gankit.registry import OBJECT, Registry
 
 GANKIT = str(Path(sys.executable).parent / "gankit")  # the console script: no cwd on sys.path
 
-# The README's example, word for word (tests/test_readme_example.py checks they agree).
-MY_GAN = textwrap.dedent(
-    '''
-    import torch
-    from torch import nn
-    from torch.utils.data import Dataset
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-    class Blobs(Dataset):
-        """n 8x8 grey images of a bright blob at a random place."""
-
-        def __init__(self, n: int = 512):
-            self.n = n
-
-        def __len__(self):
-            return self.n
-
-        def __getitem__(self, i):
-            g = torch.Generator().manual_seed(i)
-            cy, cx = torch.randint(2, 6, (2,), generator=g)
-            yy, xx = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
-            blob = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 2.0)
-            return (blob * 2 - 1).unsqueeze(0)  # (1, 8, 8) in [-1, 1]
-
-
-    def generator(latent_dim: int, width: int = 128):
-        return nn.Sequential(
-            nn.Linear(latent_dim, width), nn.ReLU(),
-            nn.Linear(width, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)),
-        )
-    '''
-)
+def readme_example() -> str:
+    """The README's own-components example: the code block after its marker."""
+    text = README.read_text()
+    block = text.split("<!-- own-components-example -->", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def cli(*args, cwd, check=True):
@@ -59,7 +34,9 @@ def cli(*args, cwd, check=True):
 
 
 def test_own_dataset_and_generator_by_import_path_through_the_cli(tmp_path):
-    (tmp_path / "my_gan.py").write_text(MY_GAN)
+    example = readme_example()
+    assert len(example.strip().splitlines()) <= 30
+    (tmp_path / "my_gan.py").write_text(example)
     run = tmp_path / "run"
     quiet = ["--set", "logging.progress=false", "--set", "logging.tensorboard=false"]
     cli(
