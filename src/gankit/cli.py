@@ -1,4 +1,4 @@
-"""The `gankit` command line: train, sample, eval, report, classifier, presets."""
+"""The `gankit` command line: train, sample, eval, report, classifier, data, presets."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from gankit.bench.cases import CASES
 from gankit.bench.report import markdown
 from gankit.bench.run import run_bench
 from gankit.config import load_recipe, parse_override, preset_names
+from gankit.data import fetch as data_fetch
 from gankit.demos import DEMOS
 from gankit.errors import ConfigError, GankitError, Terminated
 from gankit.metrics.classifier import save_classifier, train_classifier
@@ -199,7 +200,7 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 
     shortcuts = {
         "digits": {"name": "digits"},
-        "fashion-mnist": {"name": "idx", "path": "/usr/share/datasets/fashion-mnist"},
+        "fashion-mnist": {"name": "idx", "dataset": "fashion-mnist"},
     }
     data = shortcuts.get(args.data)
     if data is None:
@@ -219,6 +220,30 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
         f"wrote {args.out}"
     )
     print(f"use it: gankit eval RUN_DIR --extractor {args.out}")
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+
+    root = Path(args.dir).expanduser() if args.dir else None
+    for name in dict.fromkeys(args.names):  # each once, in the order given
+        data_fetch.fetch(name, root)
+    cache = data_fetch.cache_root()
+    if root is not None and root.resolve() != cache.resolve():
+        print(f"note: presets look in {cache}; set GANKIT_DATA={root} (or data.path) to use these")
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+
+    print(f"cache: {data_fetch.cache_root()} (${data_fetch.CACHE_ENV} to move it)")
+    for name, spec in data_fetch.CATALOGUE.items():
+        folder = data_fetch.find(name)
+        if folder is not None:
+            print(f"  {name:14s} present  {folder}")
+        else:
+            mb = sum(f.size for f in spec.files) / 1e6
+            print(f"  {name:14s} missing  gankit data fetch {name}  ({mb:.0f} MB)")
     return 0
 
 
@@ -456,6 +481,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--epochs", type=int, default=10)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_classifier_train)
+
+    p = sub.add_parser("data", help="download the standard data sets, list where they are")
+    dsub = p.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    d = dsub.add_parser(
+        "fetch",
+        help="download data sets from their official locations, sha256-checked, into the cache",
+    )
+    d.add_argument("names", nargs="+", metavar="NAME", choices=data_fetch.names(),
+                   help=f"{', '.join(data_fetch.names())}")  # fmt: skip
+    d.add_argument(
+        "--dir",
+        help=f"download into DIR/NAME (default: the cache, ${data_fetch.CACHE_ENV} or "
+        "~/.cache/gankit/data)",
+    )
+    d.set_defaults(func=cmd_data_fetch)
+    d = dsub.add_parser("list", help="each standard data set: present (where) or missing")
+    d.set_defaults(func=cmd_data_list)
 
     p = sub.add_parser("demo", help="draw a figure of a classic GAN training phenomenon")
     p.add_argument(

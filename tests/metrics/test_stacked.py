@@ -99,3 +99,7 @@ def test_stacked_fashion_mnist_gets_the_fashion_classifier():
     cfg = {"name": "stacked", "source": "idx", "path": "/usr/share/datasets/fashion-mnist"}
     assert auto_extractor(cfg) == "fashion-mnist"
     assert auto_extractor({"name": "stacked", "source": "digits"}) == "digits"
+    cfg = {"name": "stacked", "source": "idx", "dataset": "fashion-mnist"}  # the presets' form
+    assert auto_extractor(cfg) == "fashion-mnist"
+    assert auto_extractor({**cfg, "path": "/data/mnist"}) == "inception"  # the folder is read
+    assert auto_extractor({**cfg, "dataset": "mnist"}) == "inception"

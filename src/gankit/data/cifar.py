@@ -17,6 +17,7 @@ import torch
 
 from gankit.data import DATASETS
 from gankit.data.base import InMemoryData, to_unit_range
+from gankit.data.fetch import locate
 from gankit.errors import ConfigError, DataError
 
 try:  # numpy >= 2 moved the internals; pickles written by numpy 1 still name numpy.core
@@ -163,15 +164,13 @@ def cifar10(
     split: Literal["train", "test"] = "train",
     limit: int | None = None,
 ) -> InMemoryData:
-    """50,000 train / 10,000 test RGB images (N, 3, 32, 32) in [-1, 1], 10 classes."""
-    if path is None:
-        raise ConfigError(
-            f"data.path: cifar10 needs the {FOLDER} folder; set data.path=/folder/{FOLDER} "
-            "(e.g. with --set)"
-        )
+    """50,000 train / 10,000 test RGB images (N, 3, 32, 32) in [-1, 1], 10 classes.
+
+    path: the cifar-10-batches-py folder (or the one it was extracted into); without it,
+    gankit's data cache (`gankit data fetch cifar10`), then /usr/share/datasets/cifar10."""
     if limit is not None and limit < 1:
         raise ConfigError(f"data.limit: must be at least 1, got {limit}")
-    folder = _batch_folder(path)
+    folder = _batch_folder(str(locate("cifar10", where="data.path")) if path is None else path)
     names = TRAIN_FILES if split == "train" else TEST_FILES
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:

@@ -17,6 +17,7 @@ import torch
 
 from gankit.data import DATASETS
 from gankit.data.base import InMemoryData, to_unit_range
+from gankit.data.fetch import locate
 from gankit.errors import ConfigError, DataError
 
 # IDX type code -> big-endian numpy dtype (yann.lecun.com/exdb/mnist, "THE IDX FILE FORMAT").
@@ -124,17 +125,22 @@ def load_idx_arrays(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 def idx(
     seed: int,
     path: str | None = None,
+    dataset: Literal["mnist", "fashion-mnist"] | None = None,
     split: Literal["train", "test"] = "train",
     classes: list[int] | None = None,
     limit: int | None = None,
 ) -> InMemoryData:
-    """Images (N, 1, H, W) in [-1, 1] with their original labels, optionally a subset of classes."""
-    if path is None:
+    """Images (N, 1, H, W) in [-1, 1] with their original labels, optionally a subset of classes.
+
+    path: the folder with the IDX files. dataset: a standard data set, used when path is not
+    given, found in gankit's data cache (`gankit data fetch NAME`) or /usr/share/datasets/NAME."""
+    if path is None and dataset is None:
         raise ConfigError(
             "data.path: the idx data set needs the folder with the IDX files; "
-            "set data.path=/folder/with/idx/files (e.g. with --set)"
+            "set data.path=/folder/with/idx/files or data.dataset=mnist (or fashion-mnist), "
+            "e.g. with --set"
         )
-    folder = Path(path).expanduser()
+    folder = Path(path).expanduser() if path is not None else locate(dataset)
     if not folder.is_dir():
         raise DataError(f"data.path: folder {folder} does not exist")
     if limit is not None and limit < 1:

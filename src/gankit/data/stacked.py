@@ -21,16 +21,18 @@ def stacked(
     seed: int,
     source: Literal["digits", "idx"] = "digits",
     path: str | None = None,
+    dataset: Literal["mnist", "fashion-mnist"] | None = None,
     split: Literal["train", "test"] = "train",
     n: int = 25_000,
 ) -> InMemoryData:
     """n stacked images; the triples are drawn with a fixed generator (seed 0 for the test
-    split, so every run evaluates against the same reference), the digits from `source`."""
+    split, so every run evaluates against the same reference), the digits from `source`
+    (idx: the folder `path`, or the standard data set `dataset` as the idx data set finds it)."""
     if n < 1:
         raise ConfigError(f"data.n: must be at least 1, got {n}")
     options = {"name": source, "split": split}
     if source == "idx":
-        options["path"] = path
+        options.update(path=path, dataset=dataset)
     base = build_dataset(options, seed=0)
     g = torch.Generator().manual_seed(1_000 + (0 if split == "test" else 1))
     idx = torch.randint(len(base.x), (n, 3), generator=g)

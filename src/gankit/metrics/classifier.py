@@ -62,6 +62,8 @@ def _default_name(data: dict) -> str:
     name = str(data.get("name"))
     if name in ("idx", "folder") and data.get("path"):
         name = Path(str(data["path"])).expanduser().name or name
+    elif name == "idx" and data.get("dataset"):
+        name = str(data["dataset"])
     return f"gankit-{name}-cnn"
 
 

@@ -204,8 +204,14 @@ def shipped_classifier_for(data_cfg: dict) -> str | None:
     name = data_cfg["name"]
     if name == "digits" or (name == "stacked" and data_cfg.get("source") == "digits"):
         return "digits"
-    if name in ("idx", "stacked") and "fashion" in str(data_cfg.get("path", "")).lower():
-        return "fashion-mnist"  # (stacked: source idx, a Fashion-MNIST folder)
+    if name in ("idx", "stacked"):  # (stacked: source idx)
+        path = data_cfg.get("path")  # a folder, when given, is what the data set reads
+        if path:
+            fashion = "fashion" in str(path).lower()
+        else:  # a standard data set by name: data.dataset
+            fashion = data_cfg.get("dataset") == "fashion-mnist"
+        if fashion:
+            return "fashion-mnist"
     return None
 
 
