@@ -28,6 +28,8 @@ PRESETS = {
     "grid25-wgan-gp": ("toy2d", "wgan_gp", 5000, 100, 5, 1e-4, (0.0, 0.9)),
     "dcgan-mnist": ("idx", "non_saturating", 10000, 64, 1, 2e-4, (0.5, 0.999)),
     "dcgan-fashion-mnist": ("idx", "non_saturating", 10000, 64, 1, 2e-4, (0.5, 0.999)),
+    "resnet-folder-64": ("folder", "hinge", 100000, 64, 5, 2e-4, (0.0, 0.9)),
+    "resnet-folder-128": ("folder", "hinge", 100000, 64, 5, 2e-4, (0.0, 0.9)),
 }
 
 TOP_LEVEL_KEYS = [

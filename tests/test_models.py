@@ -12,7 +12,7 @@ from gankit.errors import ConfigError
 from gankit.models import build_discriminator, build_generator
 from gankit.models.layers import Maxout
 
-SIZES = [8, 16, 28, 32, 64]
+SIZES = [8, 16, 28, 32, 64]  # 128 and 256 px: tests/models/test_dcgan_sizes.py (small widths)
 # stride-2 stages from the smallest map (4x4, 7x7 for 28 px) up to the image, by hand
 STAGES = {8: 1, 16: 2, 28: 2, 32: 3, 64: 4}
 START = {8: 4, 16: 4, 28: 7, 32: 4, 64: 4}
@@ -62,7 +62,7 @@ def test_generator_output_in_range_for_large_latents():
     assert isinstance(list(G.modules())[-1], nn.Tanh)
 
 
-@pytest.mark.parametrize("bad", [(1, 20, 20), (3, 12, 12), (1, 128, 128)])
+@pytest.mark.parametrize("bad", [(1, 20, 20), (3, 12, 12), (1, 512, 512), (3, 4, 4)])
 def test_unsupported_size_names_supported_sizes(bad):
     for build in (
         lambda: build_generator({"name": "dcgan", "latent_dim": 16}, bad),
@@ -72,8 +72,7 @@ def test_unsupported_size_names_supported_sizes(bad):
             build()
         msg = str(err.value)
         assert f"{bad[1]}x{bad[1]}" in msg
-        for s in SIZES:
-            assert str(s) in msg
+        assert "8, 16, 28, 32, 64, 128, 256 px" in msg
 
 
 def test_non_square_or_flat_data_rejected():

@@ -54,6 +54,7 @@ from gankit.methods.options import (
 )
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
+from gankit.models.layers import output_layer_like
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
 from gankit.tricks import wrap_discriminator
@@ -125,7 +126,7 @@ def add_class_logits(D: nn.Module, num_classes: int, heads: int = 1) -> nn.Modul
     """D with its output layer replaced by one with 1 + heads K outputs: the source
     (real/fake) logit and K class logits per classifier (TAC-GAN: 2)."""
     _check_feature_head(D, "acgan", replaced=True)
-    D.out = nn.Linear(D.feature_dim, 1 + heads * num_classes)
+    D.out = output_layer_like(D.out, nn.Linear(D.feature_dim, 1 + heads * num_classes))
     return D
 
 

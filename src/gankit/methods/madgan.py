@@ -66,6 +66,7 @@ from gankit.methods.options import (
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
 from gankit.models.dcgan import DCGANGenerator
+from gankit.models.layers import output_layer_like
 from gankit.models.mlp import MLPGenerator
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
@@ -145,7 +146,7 @@ def with_outputs(D: nn.Module, n: int) -> nn.Module:
             f"discriminator.name: MAD-GAN needs a discriminator whose output layer scores a "
             f"feature vector (mlp, dcgan), not {type(D).__name__}"
         )
-    D.out = nn.Linear(D.feature_dim, n)
+    D.out = output_layer_like(D.out, nn.Linear(D.feature_dim, n))
     return D
 
 

@@ -67,6 +67,7 @@ from gankit.methods.options import (
 from gankit.methods.player import Player
 from gankit.methods.players import Players
 from gankit.models import build_discriminator, build_generator
+from gankit.models.layers import output_layer_like
 from gankit.objectives import Objective
 from gankit.regularizers import RegularizerContext
 from gankit.schema import RunConfig
@@ -173,7 +174,7 @@ def with_class_logits(D: nn.Module, num_classes: int) -> nn.Module:
             f"discriminator.name: method 'ssl' needs a discriminator whose output layer scores "
             f"a feature vector (ssl_mlp, mlp, dcgan), not {type(D).__name__}"
         )
-    D.out = nn.Linear(D.feature_dim, num_classes)
+    D.out = output_layer_like(D.out, nn.Linear(D.feature_dim, num_classes))
     return D
 
 

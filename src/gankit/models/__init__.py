@@ -85,6 +85,7 @@ from gankit.models import (  # noqa: E402,F401
     mlp,
     patchgan,
     refiner,
+    resnet_gan,
     resnet_generator,
     tiny_dcgan,
 )

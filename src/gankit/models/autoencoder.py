@@ -79,7 +79,8 @@ def conv_autoencoder(
     code_dim: int = 64,
     out_activation: Literal["none", "tanh"] = "none",
 ) -> Autoencoder:
-    """BEGAN-style convolutional autoencoder for 8, 16, 28, 32 and 64 px images."""
+    """BEGAN-style convolutional autoencoder for the DCGAN sizes (28 px, or 8 to 256 px powers
+    of two)."""
     if base_channels < 1 or code_dim < 1:
         raise ConfigError(
             "discriminator: base_channels and code_dim must be at least 1, got "

@@ -1,10 +1,17 @@
-"""DCGAN generator and discriminator (Radford et al. 2015) for 8, 16, 28, 32 and 64 px images.
+"""DCGAN generator and discriminator (Radford et al. 2015) for square images of 28 px or any
+power of two from 8 to 256 px.
 
 The generator projects z to a 4x4 map (7x7 for 28 px), then doubles the resolution with
-stride-2 transposed convolutions (kernel 4) down to the image; the discriminator mirrors it with
-stride-2 convolutions and LeakyReLU(0.2), no normalization on its first layer.
-`extra_layers` adds 3x3 stride-1 conv blocks at the finest hidden resolution (the
+stride-2 transposed convolutions (kernel 4) up to the image, one per doubling; the
+discriminator mirrors it with stride-2 convolutions and LeakyReLU(0.2), no normalization on its
+first layer. `extra_layers` adds 3x3 stride-1 conv blocks at the finest hidden resolution (the
 "n_extra_layers" of the WGAN reference DCGAN), which gives 8-16 px models enough depth.
+
+Widths: `base_channels` at the finest hidden map, doubling at each coarser one, so the coarsest
+map has base_channels * 2^(stages - 1) channels: 512 at 64 px, 1024 at 128 px, 2048 at 256 px
+with the default 64. `max_channels` caps every width (null, the default: no cap), as many
+DCGAN-128 implementations stop at 512: uncapped, the 256 px G and D have ~48M and ~45M
+parameters, capped at 512 ~12M and ~11M.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from gankit.errors import ConfigError
 from gankit.models import DISCRIMINATORS, GENERATORS
 from gankit.models.layers import BodyHead, dcgan_init, norm2d
 
-SIZES = {8: 4, 16: 4, 28: 7, 32: 4, 64: 4}  # image size -> resolution of the smallest map
+# image size -> resolution of the smallest map: 7 for 28 px, 4 for 8, 16, ..., 256 px
+SIZES = {28: 7, **{2**k: 4 for k in range(3, 9)}}
 
 
 def _levels(shape: tuple[int, ...], where: str) -> tuple[int, int, int]:
@@ -27,21 +35,30 @@ def _levels(shape: tuple[int, ...], where: str) -> tuple[int, int, int]:
     channels, size = shape[0], shape[1]
     if size not in SIZES:
         raise ConfigError(
-            f"{where}: DCGAN supports image sizes {sorted(SIZES)}, data has {size}x{size}; "
-            "resize the data (e.g. data.size for folders) or use the mlp models"
+            f"{where}: DCGAN supports image sizes {', '.join(map(str, sorted(SIZES)))} px, "
+            f"data has {size}x{size}; resize the data (e.g. data.size for folders) or use the "
+            "mlp models"
         )
     start = SIZES[size]
     stages = (size // start).bit_length() - 1
     return channels, start, stages
 
 
+def _width(base_channels: int, level: int, max_channels: int | None) -> int:
+    """Channels of the map `level` stride-2 stages coarser than the finest hidden map."""
+    width = base_channels * 2**level
+    return width if max_channels is None else min(width, max_channels)
+
+
 class DCGANGenerator(nn.Module):
-    def __init__(self, out_shape, latent_dim, base_channels, norm, extra_layers=0):
+    def __init__(
+        self, out_shape, latent_dim, base_channels, norm, extra_layers=0, max_channels=None
+    ):
         super().__init__()
         self.out_shape = tuple(out_shape)
         self.latent_dim = latent_dim
         channels, self.start, stages = _levels(self.out_shape, "generator")
-        width = base_channels * 2 ** (stages - 1)
+        width = _width(base_channels, stages - 1, max_channels)
         self.width = width
         self.project = nn.Linear(latent_dim, width * self.start * self.start, bias=norm == "none")
         blocks: list[nn.Module] = [
@@ -49,13 +66,14 @@ class DCGANGenerator(nn.Module):
             norm2d(norm, width),
             nn.ReLU(),
         ]
-        for _ in range(stages - 1):
+        for level in range(stages - 2, -1, -1):
+            finer = _width(base_channels, level, max_channels)
             blocks += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=norm == "none"),
-                norm2d(norm, width // 2),
+                nn.ConvTranspose2d(width, finer, 4, 2, 1, bias=norm == "none"),
+                norm2d(norm, finer),
                 nn.ReLU(),
             ]
-            width //= 2
+            width = finer
         for _ in range(extra_layers):
             blocks += [
                 nn.Conv2d(width, width, 3, 1, 1, bias=norm == "none"),
@@ -70,7 +88,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(BodyHead):
-    def __init__(self, in_shape, base_channels, norm, extra_layers=0):
+    def __init__(self, in_shape, base_channels, norm, extra_layers=0, max_channels=None):
         super().__init__()
         self.in_shape = tuple(in_shape)
         channels, start, stages = _levels(self.in_shape, "discriminator")
@@ -82,17 +100,32 @@ class DCGANDiscriminator(BodyHead):
                 norm2d(norm, width),
                 nn.LeakyReLU(0.2),
             ]
-        for _ in range(stages - 1):
+        for level in range(1, stages):
+            coarser = _width(base_channels, level, max_channels)
             layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm == "none"),
-                norm2d(norm, width * 2),
+                nn.Conv2d(width, coarser, 4, 2, 1, bias=norm == "none"),
+                norm2d(norm, coarser),
                 nn.LeakyReLU(0.2),
             ]
-            width *= 2
+            width = coarser
         layers.append(nn.Flatten())
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(width * start * start, 1)
         self.feature_dim = self.out.in_features  # for layers on features(x) (minibatch disc.)
+
+
+def _check_widths(
+    where: str, base_channels: int, extra_layers: int, max_channels: int | None
+) -> None:
+    if base_channels < 1:
+        raise ConfigError(f"{where}.base_channels: must be at least 1, got {base_channels}")
+    if extra_layers < 0:
+        raise ConfigError(f"{where}.extra_layers: must be >= 0, got {extra_layers}")
+    if max_channels is not None and max_channels < base_channels:
+        raise ConfigError(
+            f"{where}.max_channels: must be at least base_channels ({base_channels}), got "
+            f"{max_channels}"
+        )
 
 
 @GENERATORS.register("dcgan")
@@ -103,13 +136,12 @@ def dcgan_generator(
     norm: Literal["batch", "none"] = "batch",
     extra_layers: int = 0,
     init: Literal["dcgan", "default"] = "dcgan",
+    max_channels: int | None = None,
 ) -> DCGANGenerator:
-    """base_channels is the width of the last hidden map; it doubles at each coarser level."""
-    if base_channels < 1:
-        raise ConfigError(f"generator.base_channels: must be at least 1, got {base_channels}")
-    if extra_layers < 0:
-        raise ConfigError(f"generator.extra_layers: must be >= 0, got {extra_layers}")
-    g = DCGANGenerator(out_shape, latent_dim, base_channels, norm, extra_layers)
+    """base_channels is the width of the last hidden map; it doubles at each coarser level, up
+    to max_channels (null: no cap)."""
+    _check_widths("generator", base_channels, extra_layers, max_channels)
+    g = DCGANGenerator(out_shape, latent_dim, base_channels, norm, extra_layers, max_channels)
     if init == "dcgan":
         dcgan_init(g)
     return g
@@ -122,13 +154,13 @@ def dcgan_discriminator(
     norm: Literal["batch", "layer", "none"] = "batch",
     extra_layers: int = 0,
     init: Literal["dcgan", "default"] = "dcgan",
+    max_channels: int | None = None,
 ) -> DCGANDiscriminator:
-    """norm: batch (DCGAN), layer (use with gradient penalties, as WGAN-GP advises) or none."""
-    if base_channels < 1:
-        raise ConfigError(f"discriminator.base_channels: must be at least 1, got {base_channels}")
-    if extra_layers < 0:
-        raise ConfigError(f"discriminator.extra_layers: must be >= 0, got {extra_layers}")
-    d = DCGANDiscriminator(in_shape, base_channels, norm, extra_layers)
+    """norm: batch (DCGAN), layer (use with gradient penalties, as WGAN-GP advises) or none;
+    base_channels: the first layer's width, doubling at each stride-2 layer up to max_channels
+    (null: no cap)."""
+    _check_widths("discriminator", base_channels, extra_layers, max_channels)
+    d = DCGANDiscriminator(in_shape, base_channels, norm, extra_layers, max_channels)
     if init == "dcgan":
         dcgan_init(d)
     return d

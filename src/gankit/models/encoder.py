@@ -63,7 +63,8 @@ def dcgan_encoder(
     extra_layers: int = 0,
     out_activation: Literal["none", "tanh"] = "none",
 ) -> Encoder:
-    """The DCGAN discriminator's body (8, 16, 28, 32, 64 px images) with a linear code layer."""
+    """The DCGAN discriminator's body (28 px, or 8 to 256 px powers of two) with a linear code
+    layer."""
     if base_channels < 1:
         raise ConfigError(f"encoder.base_channels: must be at least 1, got {base_channels}")
     if extra_layers < 0:

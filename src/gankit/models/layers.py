@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
 from gankit.errors import ConfigError
+
+SPECTRAL_NORM_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
 
 
 class Maxout(nn.Module):
@@ -110,3 +114,38 @@ def apply_init(module: nn.Module, init: str, std: float, where: str) -> None:
 
 def numel(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
+
+
+def spectral_norm_of(layer: nn.Module):
+    """The spectral-norm parametrization on `layer.weight`, or None."""
+    if not parametrize.is_parametrized(layer, "weight"):
+        return None
+    for p in layer.parametrizations.weight:
+        if type(p).__name__ == "_SpectralNorm":  # torch.nn.utils.parametrizations' class
+            return p
+    return None
+
+
+def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> int:
+    """Spectral normalization (Miyato et al. 2018) on every Linear/conv weight in `module`, in
+    place, with torch's parametrization: W is used as W / sigma(W), sigma estimated by
+    `n_power_iterations` power-iteration steps per training forward pass. Layers already
+    normalized (a discriminator built with spectral norm) are left as they are. Returns how
+    many layers are normalized. The `spectral_norm` trick and the networks that build spectral
+    norm in (models/resnet_gan.py) both call this."""
+    layers = [m for m in module.modules() if isinstance(m, SPECTRAL_NORM_LAYERS)]
+    for layer in layers:
+        if spectral_norm_of(layer) is None:
+            torch_spectral_norm(layer, n_power_iterations=n_power_iterations)
+    return len(layers)
+
+
+def output_layer_like(old: nn.Module, new: nn.Module) -> nn.Module:
+    """`new`, a layer replacing a discriminator's output layer `old` (ACGAN's class logits,
+    MAD-GAN's k + 1 outputs, minibatch features' widened layer), spectrally normalized as `old`
+    was: a discriminator built with spectral norm keeps it on its new head. (The spectral_norm
+    trick runs after these replacements and needs no help.)"""
+    sn = spectral_norm_of(old)
+    if sn is not None:
+        torch_spectral_norm(new, n_power_iterations=sn.n_power_iterations)
+    return new

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from gankit.errors import ConfigError
 from gankit.models.latent import sample_latent
+from gankit.models.layers import output_layer_like
 from gankit.models.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.models.vbn import VirtualBatchGenerator
 from gankit.tricks import TRICKS, Trick
@@ -37,7 +38,7 @@ class MinibatchFeatureDiscriminator(nn.Module):
             new.weight.zero_()
             new.weight[:, : old.in_features] = old.weight
             new.bias.copy_(old.bias)
-        inner.out = new  # its head now scores the widened features
+        inner.out = output_layer_like(old, new)  # its head now scores the widened features
 
     def features(self, x: Tensor) -> Tensor:
         return self.layer(self.inner.features(x))

@@ -2,7 +2,10 @@
 
 Every Linear and convolution weight W of the chosen player is used as W / sigma(W), sigma the
 largest singular value estimated by power iteration (one step per training forward pass, the
-vectors kept as buffers and checkpointed): each layer is then 1-Lipschitz.
+vectors kept as buffers and checkpointed): each layer is then 1-Lipschitz. The helper lives in
+models/layers.py (`apply_spectral_norm`), shared with the networks that build spectral norm in
+(`sngan_resnet`'s discriminator); layers already normalized are left as they are, so the trick
+on such a discriminator normalizes only the layers other tricks added.
 """
 
 from __future__ import annotations
@@ -10,20 +13,10 @@ from __future__ import annotations
 from typing import Literal
 
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
 from gankit.errors import ConfigError
+from gankit.models.layers import apply_spectral_norm
 from gankit.tricks import TRICKS, Trick
-
-LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
-
-
-def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> int:
-    """Parametrize every Linear/conv weight in `module` in place; returns how many."""
-    layers = [m for m in module.modules() if isinstance(m, LAYERS)]
-    for layer in layers:
-        torch_spectral_norm(layer, n_power_iterations=n_power_iterations)
-    return len(layers)
 
 
 class SpectralNorm(Trick):
