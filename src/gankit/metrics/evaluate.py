@@ -366,7 +366,7 @@ def evaluate(
     """Evaluate a run's newest checkpoint (or `checkpoint`) and write RUN_DIR/eval.json.
     run: an opened run (gankit.open_run; gankit.evaluate takes its folder)."""
     options = dict(locals())
-    with provided(getattr(run, "objects", {})):  # the run's own Python objects, if any
+    with provided(run.objects):  # the run's own Python objects, if any
         return _evaluate(**options)
 
 
