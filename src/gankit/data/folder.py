@@ -96,14 +96,6 @@ def decode(
         return np.array(im, dtype=np.uint8).reshape(size, size, -1)  # writable
 
 
-def load_image(path: Path, size: int, mode: str, crop: str) -> np.ndarray:
-    """One image file, decoded as `decode` does; an unreadable file is a DataError naming it."""
-    try:
-        return decode(path, size, mode, crop)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: cannot read the image ({e}); remove or replace the file") from e
-
-
 class ArchiveReader:
     """Image members of a .zip or an uncompressed .tar, read without extracting. Each process
     opens its own handle (DataLoader workers cannot share one)."""
