@@ -49,6 +49,7 @@ def child(spec: dict) -> dict:
     data = {
         "name": "folder", "path": spec["path"], "size": spec["size"], "channels": 1,
         "limit": spec["n"], "stream": spec["stream"], "memory_budget_mb": 100_000,
+        "workers": spec.get("workers"),
     }  # fmt: skip
     overrides = {
         "data": data,

@@ -116,9 +116,14 @@ class KeyedSamples(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, int, bool]:
         epoch, index = key
-        with seeded_item(item_seed(self.seed, epoch, index)) as generator:
-            load = getattr(self.dataset, "load", None)  # ImageFiles: transforms need the epoch
-            item = load(index, generator, epoch != REFERENCE_EPOCH) if load else self.dataset[index]
+        seed = item_seed(self.seed, epoch, index)
+        load = getattr(self.dataset, "load", None)
+        if load is not None:  # gankit's image files: their transforms draw from `generator` only
+            generator = torch.Generator().manual_seed(seed)
+            item = load(index, generator, epoch != REFERENCE_EPOCH)
+        else:  # the user's Dataset may draw from torch, numpy or random: seed them all
+            with seeded_item(seed):
+                item = self.dataset[index]
         if item is None:  # skipped unreadable file
             return torch.zeros(self.shape, dtype=torch.uint8), NO_LABEL, False
         label = NO_LABEL
