@@ -9,7 +9,7 @@ trains the same DCGAN step (base_channels 32, batch 64, 1 channel) in a fresh pr
   - memory: the same folder decoded into one tensor first (10,000 images only: 60,000 at
     128 px would be 3.9 GB of float32).
 Reported per case: seconds from process start to the end of the first step, training img/s
-(steps 5..N), and peak resident memory of the main process and of the largest worker. The
+(steps 5..N), and peak resident memory of the main process and of its largest child process. The
 streamed and in-memory runs of a size alternate, round by round, and the ratio is the median
 of the per-round ratios, so machine noise hits both alike.
 """
@@ -24,6 +24,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -81,6 +82,7 @@ def child(spec: dict) -> dict:
 
 
 def run_case(spec: dict) -> dict:
+    shutil.rmtree(spec["out"], ignore_errors=True)  # scratch: a fresh run each time
     proc = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True
     )
@@ -105,7 +107,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/streamed_data"))
     p.add_argument("--work", type=Path, default=Path("/tmp/streamed-data-runs"))
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--summarize", action="store_true", help="rewrite summary.md from rows.json")
     args = p.parse_args()
+    if args.summarize:
+        saved = json.loads((args.out / "rows.json").read_text())
+        (args.out / "summary.md").write_text(summary(saved["rows"], saved["meta"]))
+        return
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
@@ -141,10 +148,12 @@ def summary(rows: list[dict], meta: dict) -> str:
         "# Streamed image folders against in-memory data",
         "",
         f"`{meta['command']}` on {meta['cpu']}, {meta['cores']} cores; DCGAN base_channels 32, "
-        "batch 64, 1 channel; medians over rounds.",
+        "batch 64, 1 channel; medians over rounds. The largest child is the DataLoader worker "
+        "for streamed runs; its peak counts the pages it shares with the main process since the "
+        "fork (for in-memory runs it is a short-lived helper forked from the main process).",
         "",
         "| size | data | images | workers | first step (s) | img/s | streamed / memory img/s "
-        "| peak RSS main (MB) | peak RSS worker (MB) |",
+        "| peak RSS main (MB) | peak RSS largest child (MB) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for size in sorted({r["size"] for r in rows}):
