@@ -365,24 +365,12 @@ def _probe(samples: KeyedSamples) -> tuple[Tensor, int]:
     raise DataError(f"{samples.where}: no sample could be read")
 
 
-def in_memory(dataset: Dataset, seed: int, name: str, num_classes: int | None) -> InMemoryData:
-    """Decode a whole Dataset once into one tensor (the fast path for data that fits)."""
-    streamed = StreamedData(dataset, seed=seed, name=name, num_classes=num_classes, workers=0)
-    keys = [(REFERENCE_EPOCH, i) for i in range(streamed.n)]
-    images, labels = [], []
-    bar = tqdm(total=streamed.n, desc=f"loading {name}", unit="img", disable=streamed.n <= 1000)
-    for i in range(0, len(keys), 256):
-        for key in keys[i : i + 256]:
-            image, label, ok = streamed.keyed[key]
-            if ok:
-                images.append(image)
-                labels.append(label)
-        bar.update(min(256, len(keys) - i))
-    bar.close()
-    x = torch.stack(images)
-    x = x.float() * (2.0 / 255) - 1.0 if x.dtype == torch.uint8 else x
-    y = torch.tensor(labels) if streamed.has_labels else None
-    return InMemoryData(x, y, seed=seed, name=name, num_classes=num_classes)
+def in_memory(streamed: StreamedData) -> InMemoryData:
+    """Decode a whole data set once into one tensor (the fast path for data that fits)."""
+    x, y = materialize(streamed)
+    return InMemoryData(
+        x, y, seed=streamed.seed, name=streamed.name, num_classes=streamed.num_classes
+    )
 
 
 def materialize(data: DataSource, n: int | None = None) -> tuple[Tensor, Tensor | None]:
@@ -418,11 +406,8 @@ def from_dataset(
     if num_classes is None:
         classes = getattr(dataset, "classes", None)
         num_classes = getattr(dataset, "num_classes", None) or (len(classes) if classes else None)
-    if stream == "stream":
-        return StreamedData(dataset, seed=seed, name=name, num_classes=num_classes, workers=workers)
-    if stream == "auto":
-        probe = StreamedData(dataset, seed=seed, name=name, num_classes=num_classes, workers=0)
-        if float_bytes(probe.n, probe.shape) > memory_budget_mb * 2**20:
-            probe.workers = default_workers() if workers is None else workers
-            return probe
-    return in_memory(dataset, seed, name, num_classes)
+    source = StreamedData(dataset, seed=seed, name=name, num_classes=num_classes, workers=workers)
+    too_big = float_bytes(source.n, source.shape) > memory_budget_mb * 2**20
+    if stream == "stream" or (stream == "auto" and too_big):
+        return source  # no worker starts before the first batch
+    return in_memory(source)
