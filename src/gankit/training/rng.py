@@ -18,8 +18,9 @@ def seed_everything(seed: int) -> None:
 def fix_thread_count() -> None:
     """Keep MKL at torch's thread count. MKL may otherwise use fewer threads when the machine
     is busy (its default MKL_DYNAMIC), which changes the order of its sums and the last bits
-    of a run's numbers: one run in ten of the same recipe differed beside a DataLoader worker.
-    torch.set_num_threads turns that off (mkl_set_dynamic(0)) at the same count."""
+    of a run's numbers. torch.set_num_threads turns that off (mkl_set_dynamic(0)) at the same
+    count. On a heavily overloaded machine runs can still differ in the last bits (rarely):
+    another threaded library adapts too."""
     torch.set_num_threads(torch.get_num_threads())
 
 
