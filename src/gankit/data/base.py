@@ -15,6 +15,15 @@ from torch import Tensor
 from gankit.errors import DataError
 
 
+def permutation(n: int, seed: int, epoch: int, salt: int = 0) -> Tensor:
+    """The sample order of epoch `epoch`, from (seed, epoch, and the salt of a reseed); the
+    in-memory and the streamed sources both read it, so they agree."""
+    s = seed * 1_000_003 + epoch
+    if salt:
+        s = (s + salt * 0x9E3779B97F4A7C15) % 2**63
+    return torch.randperm(n, generator=torch.Generator().manual_seed(s))
+
+
 class DataSource:
     """Interface: `batch(n)` -> (x, labels or None); `state_dict`/`load_state_dict` for resume."""
 
@@ -96,11 +105,8 @@ class InMemoryData(DataSource):
 
     def _permutation(self) -> Tensor:
         if self._perm is None:
-            seed = self.seed * 1_000_003 + self.epoch
-            if self.salt:
-                seed = (seed + self.salt * 0x9E3779B97F4A7C15) % 2**63
-            g = torch.Generator().manual_seed(seed)
-            self._perm = torch.randperm(len(self.x), generator=g).to(self.x.device)
+            order = permutation(len(self.x), self.seed, self.epoch, self.salt)
+            self._perm = order.to(self.x.device)
         return self._perm
 
     def batch(self, n: int) -> tuple[Tensor, Tensor | None]:

@@ -22,20 +22,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from gankit.data.base import DataSource, InMemoryData
+from gankit.data.base import DataSource, InMemoryData, permutation
 from gankit.errors import DataError, GankitError
 
 NO_LABEL = -1
 REFERENCE_EPOCH = -1  # the key of untransformed samples (reference(), memory loading)
 DEFAULT_MEMORY_BUDGET_MB = 1024  # data sets whose float32 copy fits this are held in memory
-
-
-def permutation(n: int, seed: int, epoch: int, salt: int = 0) -> Tensor:
-    """The order of epoch `epoch`: the in-memory path's formula, shared so both agree."""
-    s = seed * 1_000_003 + epoch
-    if salt:
-        s = (s + salt * 0x9E3779B97F4A7C15) % 2**63
-    return torch.randperm(n, generator=torch.Generator().manual_seed(s))
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
